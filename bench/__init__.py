@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench <name>` (run with the venv's Python)."""

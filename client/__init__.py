@@ -1,0 +1,1 @@
+"""The xoda Python client and command line."""

@@ -1,0 +1,1 @@
+"""Subcommands of the `xoda` command line, one module each."""

@@ -1,0 +1,1 @@
+"""The worker image of the docker executor."""

@@ -1,0 +1,265 @@
+"""Content-addressed product store on diskcache.
+
+A product is one FITS file plus a small JSON record (the step's metadata, its name and
+version, the file's size and sha256). Both live in one diskcache row: the FITS file is
+managed by diskcache (so its size counts towards the size limit and eviction removes it) and
+the record is the row's value. Writes go to a staging file first and are renamed into place
+inside the row's transaction, so a reader never sees a partial product; every read verifies
+the checksum and drops a corrupt or truncated entry instead of serving it.
+
+Single flight: `lock(key)` is an exclusive `flock` on a per-key lock file, which the kernel
+releases when its holder dies, so a killed worker never leaves a key locked.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import diskcache
+from astropy.io import fits
+
+log = logging.getLogger(__name__)
+
+# diskcache row mode for our products: a FITS file plus the JSON record in the value column.
+MODE_PRODUCT = 16
+_STAGING_MAX_AGE_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Product:
+    """A verified product in the store."""
+
+    key: str
+    path: Path
+    record: Mapping[str, Any]
+
+    @property
+    def meta(self) -> Mapping[str, Any]:
+        return self.record.get("meta", {})
+
+    @property
+    def step(self) -> str:
+        return self.record.get("step", "")
+
+    @property
+    def version(self) -> Any:
+        return self.record.get("version")
+
+    def open(self, memmap: bool = True) -> fits.HDUList:
+        """Open the FITS file read-only (memory-mapped by default); use as a context manager."""
+        return fits.open(self.path, mode="readonly", memmap=memmap, lazy_load_hdus=True)
+
+
+@dataclass(frozen=True)
+class _Staged:
+    path: Path
+    record_json: str
+    size: int
+
+
+@dataclass(frozen=True)
+class _Entry:
+    path: Path
+    record: dict
+
+
+class ProductDisk(diskcache.Disk):
+    """diskcache Disk that moves staged FITS files into the cache atomically."""
+
+    def filename(self, key=diskcache.core.UNKNOWN, value=diskcache.core.UNKNOWN):
+        if isinstance(value, _Staged) and isinstance(key, str):
+            # Content key in the name keeps the tree readable; the random suffix keeps a
+            # replaced entry's old file distinct from the new one until diskcache removes it.
+            name = f"{key[:2]}/{key[2:4]}/{key}.{uuid.uuid4().hex[:8]}.fits"
+            return name, os.path.join(self._directory, name)
+        return super().filename(key, value)
+
+    def store(self, value, read, key=diskcache.core.UNKNOWN):
+        if isinstance(value, _Staged):
+            filename, full_path = self.filename(key, value)
+            os.makedirs(os.path.dirname(full_path), exist_ok=True)
+            os.replace(value.path, full_path)
+            return value.size, MODE_PRODUCT, filename, value.record_json
+        return super().store(value, read, key=key)
+
+    def fetch(self, mode, filename, value, read):
+        if mode == MODE_PRODUCT:
+            return _Entry(Path(self._directory) / filename, json.loads(value))
+        return super().fetch(mode, filename, value, read)
+
+
+def _sha256_file(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+class ProductStore:
+    """The product cache shared by the engine, its workers and the dispatcher."""
+
+    def __init__(self, directory: str | os.PathLike, size_limit_bytes: int = 50 * 10**9):
+        self.directory = Path(directory)
+        self.size_limit_bytes = int(size_limit_bytes)
+        self._staging = self.directory / "staging"
+        self._locks = self.directory / "locks"
+        self._staging.mkdir(parents=True, exist_ok=True)
+        self._locks.mkdir(parents=True, exist_ok=True)
+        self._cache = diskcache.Cache(str(self.directory / "products"), disk=ProductDisk,
+                                      size_limit=self.size_limit_bytes,
+                                      eviction_policy="least-recently-used",
+                                      cull_limit=100, timeout=120)
+        # Counters live apart from the products so that eviction can never drop them.
+        self._counters = diskcache.Cache(str(self.directory / "counters"), timeout=120)
+        self._remove_stale_staging()
+
+    def close(self) -> None:
+        self._cache.close()
+        self._counters.close()
+
+    def __getstate__(self) -> dict:
+        return {"directory": str(self.directory), "size_limit_bytes": self.size_limit_bytes}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["directory"], state["size_limit_bytes"])
+
+    # ---- reading -------------------------------------------------------------------------
+    def contains(self, key: str) -> bool:
+        """Whether an entry exists (index only; `get` verifies it)."""
+        return key in self._cache
+
+    def get(self, key: str) -> Product | None:
+        """The verified product for `key`, or None (missing, or corrupt and now dropped)."""
+        try:
+            entry = self._cache.get(key, retry=True)
+        except OSError:
+            entry = None
+        if not isinstance(entry, _Entry):
+            self._count("misses")
+            return None
+        record = entry.record
+        try:
+            size = entry.path.stat().st_size
+            intact = size == record.get("size") and _sha256_file(entry.path) == record.get("sha256")
+        except FileNotFoundError:
+            # Evicted or replaced between the index read and the file read.
+            self._count("misses")
+            return None
+        if not intact:
+            log.warning("product %s (%s) failed its checksum; dropping it", key, record.get("step"))
+            self._drop_if_unchanged(key, entry.path)
+            self._count("corrupt")
+            self._count("misses")
+            return None
+        self._count("hits")
+        return Product(key, entry.path, record)
+
+    def _drop_if_unchanged(self, key: str, path: Path) -> None:
+        with self._cache.transact(retry=True):
+            current = self._cache.get(key)
+            if isinstance(current, _Entry) and current.path == path:
+                self._cache.delete(key, retry=True)
+
+    # ---- writing -------------------------------------------------------------------------
+    def staging_path(self, key: str) -> Path:
+        """A fresh temporary file path on the cache's file system for building `key`."""
+        return self._staging / f"{key}.{uuid.uuid4().hex}.part"
+
+    def put_file(self, key: str, staged: Path, record: Mapping[str, Any]) -> Product:
+        """Move a completely written staging file into the store under `key`."""
+        staged = Path(staged)
+        size = staged.stat().st_size
+        full_record = dict(record, size=size, sha256=_sha256_file(staged), stored=time.time())
+        self._cache.set(key, _Staged(staged, json.dumps(full_record, sort_keys=True), size),
+                        retry=True)
+        self._count("stored")
+        entry = self._cache.get(key, retry=True)
+        if not isinstance(entry, _Entry):
+            raise OSError(errno.EIO, f"product {key} was evicted as soon as it was stored: "
+                          f"it is larger than the cache size limit ({self.size_limit_bytes} bytes)")
+        return Product(key, entry.path, entry.record)
+
+    def put_hdul(self, key: str, hdul: fits.HDUList, record: Mapping[str, Any]) -> Product:
+        staged = self.staging_path(key)
+        try:
+            hdul.writeto(staged, output_verify="exception")
+            return self.put_file(key, staged, record)
+        finally:
+            # Normally already moved into the cache; this removes it if anything failed.
+            staged.unlink(missing_ok=True)
+
+    def delete(self, key: str) -> bool:
+        return bool(self._cache.delete(key, retry=True))
+
+    def discard_staging(self, key: str) -> int:
+        """Remove staging files of `key` left by a dead writer (only if nobody holds its lock)."""
+        with self.try_lock(key) as acquired:
+            if not acquired:
+                return 0
+            removed = 0
+            for path in self._staging.glob(f"{key}.*.part"):
+                path.unlink(missing_ok=True)
+                removed += 1
+            return removed
+
+    def _remove_stale_staging(self) -> None:
+        cutoff = time.time() - _STAGING_MAX_AGE_S
+        for path in self._staging.glob("*.part"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+
+    # ---- single flight -------------------------------------------------------------------
+    def _lock_path(self, key: str) -> Path:
+        path = self._locks / key[:2] / f"{key}.lock"
+        path.parent.mkdir(exist_ok=True)
+        return path
+
+    @contextlib.contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        """Exclusive lock on `key` across threads and processes; released if the holder dies."""
+        with open(self._lock_path(key), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def try_lock(self, key: str) -> Iterator[bool]:
+        with open(self._lock_path(key), "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # ---- statistics ----------------------------------------------------------------------
+    def _count(self, name: str, delta: int = 1) -> None:
+        self._counters.incr(name, delta, retry=True)
+
+    def count_computed(self) -> None:
+        self._count("computed")
+
+    def stats(self) -> dict[str, int]:
+        names = ("hits", "misses", "computed", "stored", "corrupt")
+        result = {name: int(self._counters.get(name, 0, retry=True)) for name in names}
+        result["entries"] = len(self._cache)
+        result["size_bytes"] = int(self._cache.volume())
+        result["size_limit_bytes"] = self.size_limit_bytes
+        return result
+
+    def reset_stats(self) -> None:
+        self._counters.clear(retry=True)
