@@ -116,7 +116,7 @@ class ProductStore:
         self._cache = diskcache.Cache(str(self.directory / "products"), disk=ProductDisk,
                                       size_limit=self.size_limit_bytes,
                                       eviction_policy="least-recently-used",
-                                      cull_limit=100, timeout=120)
+                                      cull_limit=0, timeout=120)
         # Counters live apart from the products so that eviction can never drop them.
         self._counters = diskcache.Cache(str(self.directory / "counters"), timeout=120)
         self._remove_stale_staging()
@@ -181,11 +181,30 @@ class ProductStore:
         self._cache.set(key, _Staged(staged, json.dumps(full_record, sort_keys=True), size),
                         retry=True)
         self._count("stored")
+        self._evict(keep=key)
         entry = self._cache.get(key, retry=True)
         if not isinstance(entry, _Entry):
             raise OSError(errno.EIO, f"product {key} was evicted as soon as it was stored: "
                           f"it is larger than the cache size limit ({self.size_limit_bytes} bytes)")
         return Product(key, entry.path, entry.record)
+
+    def _evict(self, keep: str) -> None:
+        """Drop least recently used products, one at a time, until the cache fits its limit.
+
+        diskcache's own culling removes entries in batches (up to ten, or `cull_limit` per
+        write), which in a cache of a few large products can evict the product just stored;
+        here the newest entry goes only if it alone exceeds the limit.
+        """
+        while self._cache.volume() > self.size_limit_bytes:
+            # The Cache table's access_time is what diskcache's LRU policy maintains.
+            row = self._cache._sql("SELECT key FROM Cache WHERE key != ? ORDER BY access_time "
+                                   "LIMIT 1", (keep,)).fetchone()
+            victim = row[0] if row else keep
+            log.info("evicting product %s to keep the cache under %d bytes", victim,
+                     self.size_limit_bytes)
+            self._cache.delete(victim, retry=True)
+            if victim == keep:
+                break
 
     def put_hdul(self, key: str, hdul: fits.HDUList, record: Mapping[str, Any]) -> Product:
         staged = self.staging_path(key)

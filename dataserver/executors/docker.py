@@ -30,7 +30,9 @@ def default_code_dir() -> Path:
 
 class DockerExecutor:
     def __init__(self, context: WorkerContext, image: str, code_dir: str | os.PathLike | None,
-                 workers: int, state_dir: str | os.PathLike):
+                 workers: int, state_dir: str | os.PathLike,
+                 environment: dict[str, str] | None = None,
+                 extra_volumes: dict[str, dict[str, str]] | None = None):
         import docker
 
         self._docker = docker.from_env()
@@ -42,6 +44,8 @@ class DockerExecutor:
         self._task_dir = Path(state_dir) / "docker-tasks"
         self._task_dir.mkdir(parents=True, exist_ok=True)
         self.parallelism = max(1, int(workers))
+        self._environment = {"PYTHONPATH": CODE_MOUNT, "HOME": "/tmp", **(environment or {})}
+        self._extra_volumes = dict(extra_volumes or {})
         self._threads = ThreadPoolExecutor(max_workers=self.parallelism,
                                            thread_name_prefix="xoda-docker")
 
@@ -51,6 +55,7 @@ class DockerExecutor:
                    str(self._task_dir): {"bind": str(self._task_dir), "mode": "rw"}}
         if self._context.archive_dir and Path(self._context.archive_dir).exists():
             volumes[self._context.archive_dir] = {"bind": self._context.archive_dir, "mode": "ro"}
+        volumes.update(self._extra_volumes)
         return volumes
 
     def submit(self, task: dict[str, Any]) -> "Future[dict[str, Any]]":
@@ -67,7 +72,7 @@ class DockerExecutor:
                 self.image, [str(task_path), str(result_path)], detach=True,
                 volumes=self._volumes(), network_disabled=True,
                 user=f"{os.getuid()}:{os.getgid()}",
-                environment={"PYTHONPATH": CODE_MOUNT, "HOME": "/tmp"},
+                environment=self._environment,
                 labels={"xoda.step": task["nodes"][task["target"]]["name"],
                         "xoda.key": task["target"]})
             status = container.wait()
