@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from .executors import Executor, create_executor
+from .executors import Executor, create_executor, failure_result
 from .settings import Settings
 from .steps import Node, task_spec, topological
 from .store import Product, ProductStore
@@ -178,7 +178,12 @@ class Engine:
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in done:
                 key = running.pop(future)
-                outcome = future.result()
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # noqa: BLE001 - an executor bug must not sink the run
+                    log.exception("executor failed on %s", key)
+                    outcome = failure_result(task_spec(by_key[key]),
+                                             f"executor error: {type(exc).__name__}: {exc}")
                 for ev in outcome["events"]:
                     emit(ev)
                 if outcome["state"] == "done":
