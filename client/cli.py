@@ -11,7 +11,7 @@ import importlib
 import logging
 import sys
 
-SUBCOMMANDS = ("serve",)
+SUBCOMMANDS = ("serve", "token", "sim")
 
 EXIT_OK, EXIT_OTHER, EXIT_BAD_INPUT, EXIT_AUTH, EXIT_JOB_FAILED = 0, 1, 2, 3, 4
 

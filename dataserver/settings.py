@@ -43,6 +43,10 @@ SETTINGS: tuple[Setting, ...] = (
             "products are evicted beyond it.", float),
     Setting("archive_dir", "", "Root of the Level-1 archive (HXMT proposal/ObsID/ExpID tree); "
             "empty means `<data_dir>/archive`."),
+    Setting("hxmt_index", "", "SQLite file of the HXMT observation index; empty means "
+            "`<data_dir>/hxmt_index.sqlite`."),
+    Setting("name_resolver_online", False, "Also ask CDS Sesame (3 s timeout) for source names that the "
+            "shipped catalogue of bright X-ray sources lacks; needs a network.", bool),
     Setting("executor", "local", "Where analysis steps run: `local` (a pool of worker processes), "
             "`dask` (a dask.distributed scheduler) or `docker` (one container per step)."),
     Setting("workers", 0, "Number of parallel worker processes of the `local` executor; 0 means "
@@ -65,6 +69,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("token_lifetime_h", 24.0 * 30, "Default lifetime in hours of tokens minted by "
             "`xoda token mint`.", float),
     Setting("log_level", "INFO", "Logging level of the service (DEBUG, INFO, WARNING, ERROR)."),
+    Setting("extra_instruments", "", "Instrument plugins to serve besides the installed ones "
+            "(entry points), as comma-separated `module:Class` (e.g. a plugin under "
+            "development, or `tests.engine_instrument:EngineTestInstrument`)."),
 )
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}

@@ -1,9 +1,19 @@
-"""`xoda serve`: run the web service under gunicorn."""
+"""`xoda serve`: run the web service under gunicorn.
+
+Several worker processes (`XODA_WEB_WORKERS`), each with a few request threads and its own
+job runner (`XODA_JOB_THREADS`); they share the job store and the product cache on disk, so
+any worker answers for any job and each job runs in exactly one of them. The access log shows
+the path of each request but never its query string, which may hold a token.
+"""
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+
+# Method, path without query string, status, size, duration: no token can reach the log.
+ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
+REQUEST_THREADS = 4
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -12,8 +22,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "from XODA_* environment variables (see the README).")
     parser.add_argument("--host", help="interface to listen on (default: XODA_HOST)")
     parser.add_argument("--port", type=int, help="port (default: XODA_PORT)")
-    parser.add_argument("--workers", type=int, help="gunicorn worker processes (default: XODA_WEB_WORKERS)")
+    parser.add_argument("--workers", type=int,
+                        help="gunicorn worker processes (default: XODA_WEB_WORKERS)")
     parser.set_defaults(func=run)
+
+
+def gunicorn_command(host: str, port: int, workers: int) -> list[str]:
+    return [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
+            "--workers", str(workers), "--worker-class", "gthread",
+            "--threads", str(REQUEST_THREADS), "--timeout", "120", "--graceful-timeout", "30",
+            "--access-logfile", "-", "--access-logformat", ACCESS_LOG_FORMAT,
+            "dispatcher.wsgi:app"]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     workers = args.workers or settings.web_workers
+    if workers < 1 or not 0 < port < 65536:
+        print("xoda serve: --workers must be >= 1 and --port within 1-65535", file=sys.stderr)
+        return 2
     print(f"xoda is serving at http://{host}:{port}/", flush=True)
-    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers),
-                           "--access-logfile", "-", "dispatcher.wsgi:app"])
+    os.execv(sys.executable, gunicorn_command(host, port, workers))
