@@ -109,7 +109,7 @@ def test_failures_and_bad_requests(client, counters):
 
 
 def test_parameter_description_endpoints(client):
-    assert _as_client_reads_it(client.get("/api/instr-list")) == ["enginesecret", "enginetest"]
+    assert {"enginesecret", "enginetest"} <= set(_as_client_reads_it(client.get("/api/instr-list")))
     names = _as_client_reads_it(client.get("/api/par-names", query_string={
         "instrument": "enginetest", "product_type": "spectrum"}))
     assert names == ["units", "threshold", "nbins", "work_s", "token"]

@@ -22,5 +22,18 @@ Modules (each usable on its own):
 - `demo`: the specification of the embedded demo archive.
 - `bench_support`: single-payload exposures of chosen size for benchmarks.
 
+The pipelines of the payload plugins (issue 4):
+
+- `gtiexpr`: the screening-expression grammar (parsed, never evaluated as Python).
+- `gti`: interval arithmetic, screening of housekeeping rows, GTI files and their report.
+- `calib`: pical (and LE recon): the calibrated columns (PI, DET_ID, FLAG) of each event.
+- `livetime`: dead time and live exposure (HE-DTime, ME rebuilt from events, LE none).
+- `selection`: screened-event selections (row ranges) and the binning that applies them.
+- `rsp`: RMF and ARF from the response model; `background`: the bkgmap models.
+- `tasks_gti`, `tasks_products`: the tasks of the chains; `common_steps`: steps shared by the
+  payloads (user intervals, combination over exposures, net light curves).
+- `pipeline`: how a payload's steps connect (`Chain`); `parameters`: query parameters;
+  `products`: planning (`Planner`); `plugin`: the payload plugins' base class.
+
 Source-name resolution, shared by all instruments, is `dataserver.names`.
 """

@@ -246,6 +246,35 @@ class ObservationIndex:
         with closing(self._connect()) as db:
             return [(r["path"], r["reason"]) for r in db.execute("SELECT path, reason FROM scan_errors")]
 
+    def find_exposures(self, *, exp_ids: Sequence[str] | None = None, ra: float | None = None,
+                       dec: float | None = None, radius: float | None = None, start: float | None = None,
+                       end: float | None = None) -> list[dict[str, Any]]:
+        """Exposures by ID, or pointed within `radius` deg of (ra, dec) and overlapping
+        [start, end] (MET s), with their owner and public date, whoever may see them (plans
+        declare the units they read; the dispatcher enforces data rights). Ordered by time."""
+        where, args = [], []
+        if exp_ids is not None:
+            where.append(f"e.exp_id IN ({', '.join('?' * len(exp_ids))})")
+            args.extend(exp_ids)
+        if ra is not None and dec is not None:
+            where.append("angdist(e.ra, e.dec, ?, ?) <= ?")
+            args.extend([ra, dec, radius if radius is not None else 1.0])
+        if start is not None:
+            where.append("e.tstop >= ?")
+            args.append(start)
+        if end is not None:
+            where.append("e.tstart <= ?")
+            args.append(end)
+        condition = " AND ".join(where) or "1"
+        with closing(self._connect()) as db:
+            rows = db.execute("SELECT e.*, o.pi AS owner, o.public_date AS public_date FROM exposures e "
+                              f"LEFT JOIN observations o ON o.obs_id = e.obs_id WHERE {condition} "
+                              "ORDER BY e.tstart, e.exp_id", args).fetchall()
+        return [{"exp_id": r["exp_id"], "dir": r["dir"], "obs_id": r["obs_id"], "target": r["target"],
+                 "ra": r["ra"], "dec": r["dec"], "tstart": r["tstart"], "tstop": r["tstop"],
+                 "payloads": [p for p in (r["payloads"] or "").split(",") if p], "owner": r["owner"],
+                 "public_date": r["public_date"]} for r in rows]
+
     def exposure_access(self, exp_id: str) -> dict[str, Any]:
         """Owner, public date and location of an exposure (for `dataserver.Unit`)."""
         with closing(self._connect()) as db:
@@ -259,7 +288,9 @@ class ObservationIndex:
 
     # ------------------------------------------------------------------- search ----
     def search(self, criteria: Mapping[str, Any], identity: Identity | None = None,
-               now: dt.datetime | None = None) -> dict[str, Any]:
+               now: dt.datetime | None = None, payload: str | None = None) -> dict[str, Any]:
+        """Observations matching `criteria` that `identity` may see (with data of `payload`
+        only, when given: a payload plugin lists only observations it can reduce)."""
         criteria = normalise_criteria(criteria)
         identity = identity or Identity()
         now = now or dt.datetime.now(dt.timezone.utc)
@@ -291,6 +322,9 @@ class ObservationIndex:
         if "end" in criteria:
             where.append("tstart <= ?")
             args.append(criteria["end"])
+        if payload is not None:
+            where.append("(',' || payloads || ',') LIKE ?")
+            args.append(f"%,{payload},%")
         for key, column in (("proposal_type", "proposal_type"), ("proposal", "proposal"), ("obs_id", "obs_id"),
                             ("pi", "pi")):
             if key in criteria:
@@ -355,8 +389,8 @@ def normalise_criteria(criteria: Mapping[str, Any]) -> dict[str, Any]:
     out.update({k: v for k, v in criteria.items() if v is not None})
     if ("ra" in out) != ("dec" in out):
         raise QueryError("dec" if "ra" in out else "ra", "a cone needs both ra and dec")
-    if "radius" in criteria and "ra" not in out:
-        raise QueryError("radius", "a cone radius needs ra and dec")
+    # `radius` only matters with ra/dec: the dispatcher fills its default into every search,
+    # so a name-only search carries it too.
     for key in ("start", "end"):
         if key in out:
             try:

@@ -1,0 +1,15 @@
+"""Insight-HXMT HE: the xoda plugin of the High Energy X-ray telescope (20-250 keV, 18 NaI/CsI phoswich detectors).
+
+Products (see `plugins.hxmt.products`): `gti` (stage 1), `spectrum`, `lightcurve` (stage 2) and
+`spectral_fit`; the chain of steps is in `plugins.hxmt_he.steps`.
+"""
+from plugins.hxmt.plugin import HxmtPayloadInstrument
+
+
+class HEInstrument(HxmtPayloadInstrument):
+    name = "hxmt_he"
+    title = "Insight-HXMT HE"
+    payload = "HE"
+    steps_module = "plugins.hxmt_he.steps"
+    description = ("Insight-HXMT HE: good-time intervals, spectra with background and responses, light curves "
+                   "and spectral fits, reduced from the Level-1 archive as HXMTDAS does, per exposure and cached.")

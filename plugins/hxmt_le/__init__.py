@@ -1,0 +1,15 @@
+"""Insight-HXMT LE: the xoda plugin of the Low Energy X-ray telescope (1-10 keV, 96 CCD236).
+
+Products (see `plugins.hxmt.products`): `gti` (stage 1), `spectrum`, `lightcurve` (stage 2) and
+`spectral_fit`; the chain of steps is in `plugins.hxmt_le.steps`.
+"""
+from plugins.hxmt.plugin import HxmtPayloadInstrument
+
+
+class LEInstrument(HxmtPayloadInstrument):
+    name = "hxmt_le"
+    title = "Insight-HXMT LE"
+    payload = "LE"
+    steps_module = "plugins.hxmt_le.steps"
+    description = ("Insight-HXMT LE: good-time intervals, spectra with background and responses, light curves "
+                   "and spectral fits, reduced from the Level-1 archive as HXMTDAS does, per exposure and cached.")
