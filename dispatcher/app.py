@@ -14,7 +14,7 @@ from flask import Flask, jsonify
 
 from dataserver import Instrument, Settings, __version__, load_instruments
 
-from . import api, links, oda, openapi
+from . import api, links, oda, openapi, web
 from .errors import StrictJSONProvider, register_error_handlers
 from .service import Service
 
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None,
     app.extensions["xoda"] = service
 
     register_error_handlers(app)
-    for blueprint in (api.bp, oda.bp, links.bp, openapi.bp):
+    for blueprint in (api.bp, oda.bp, web.bp, links.bp, openapi.bp):
         app.register_blueprint(blueprint)
 
     @app.get("/health")

@@ -1,17 +1,22 @@
-"""Pages for people: the home page and the reproducible links.
+"""Reproducible links: `/q/<instrument>/<product>?<parameters>` is the permanent link of a query.
 
-`/q/<instrument>/<product>?<parameters>` is the permanent link of a query. Opening it submits
-the query (the same job for the same normalised parameters, so it comes from the cache when
-the results are there, and is recomputed otherwise) and shows the job's results; with
-`Accept: application/json` it answers the job record, like `POST /api/v1/jobs`.
+Opening it submits the query (the same job for the same normalised parameters, so it comes
+from the cache when the results are there, and is recomputed otherwise). A browser gets the
+web form opened on that query and its job (`templates/query.html`: the form filled with the
+parameters, the live status, plots, fit table and downloads; without JavaScript, the job's
+status, files and report as plain HTML); with `Accept: application/json` it answers the job
+record, like `POST /api/v1/jobs`. Invalid parameters in a browser show the form with each
+problem next to its field (HTTP 400); as JSON they are the usual error.
 """
 from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template, request
 
 from .api import job_response
+from .errors import ApiError
 from .service import Service
-from .views import base_url, job_json
+from .views import job_json
+from .web import boot_data
 
 bp = Blueprint("links", __name__)
 
@@ -20,25 +25,30 @@ def _service() -> Service:
     return current_app.extensions["xoda"]
 
 
-@bp.get("/")
-def home():
-    service = _service()
-    catalogue = [(service.instruments[name], service.product_types(name))
-                 for name in sorted(service.instruments)]
-    return render_template("index.html", catalogue=catalogue, base=base_url(service))
-
-
 @bp.get("/q/<instrument>/<product>")
 def query_link(instrument: str, product: str):
     service = _service()
     identity = service.tokens.identity(request)
     raw = {k: (v if len(v) > 1 else v[0]) for k, v in request.args.lists() if k != "token"}
-    prepared = service.prepare(instrument, product, raw, strings=True)
+    wants_json = request.accept_mimetypes.best_match(["text/html", "application/json"]) \
+        == "application/json"
+    try:
+        prepared = service.prepare(instrument, product, raw, strings=True)
+    except ApiError as exc:
+        # Only browsers (which ask for HTML by name) get the form; programs get the error.
+        browser = "text/html" in request.headers.get("Accept", "")
+        if wants_json or not browser or exc.status != 400 or not exc.problems:
+            raise
+        link = {"instrument": instrument, "product": product, "params": raw,
+                "errors": exc.body(), "job_id": None}
+        return render_template("query.html", job=None, error=exc.body(),
+                               boot=boot_data(service, link)), 400
     job = service.submit(prepared, identity)
-    wanted = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    if wanted == "application/json":
+    if wants_json:
         return job_response(service, job)
     record = job_json(service, job)
-    status = 200 if job.complete else 202
-    return render_template("query.html", job=record,
-                           schema=prepared.product.schema()["properties"]), status
+    link = {"instrument": instrument, "product": product, "params": job.params,
+            "job_id": job.id, "errors": None}
+    return render_template("query.html", job=record, error=None,
+                           schema=prepared.product.schema()["properties"],
+                           boot=boot_data(service, link)), 200 if job.complete else 202

@@ -28,7 +28,8 @@ def _errors(*codes: int) -> dict[str, Any]:
     meaning = {400: "Invalid request: every bad parameter is listed in `errors`",
                401: "Invalid or expired token", 403: "The data are not public and the token "
                "does not grant them", 404: "Unknown instrument, product, job or output",
-               409: "The job is not in a state that allows this", 415: "Body is not JSON"}
+               409: "The job is not in a state that allows this", 415: "Body is not JSON",
+               422: "The output cannot be read as its kind says"}
     return {str(code): {"description": meaning[code], "content": {"application/json": {
         "schema": _ref("Error")}}} for code in codes}
 
@@ -125,6 +126,16 @@ SCHEMAS: dict[str, Any] = {
     "Products": {"type": "object", "properties": {
         "job_id": {"type": "string"}, "status": {"type": "string"}, "link": {"type": "string"},
         "archive": {"type": "string"}, "outputs": {"type": "array", "items": _ref("Output")}}},
+    "TableData": {"type": "object", "properties": {
+        "job_id": {"type": "string"}, "name": {"type": "string"}, "kind": {"type": "string"},
+        "columns": {"type": "object", "description": "Column name -> list of numbers (null "
+                    "where not finite)"},
+        "units": {"type": "object"}, "rows": {"type": "integer"},
+        "rows_total": {"type": "integer", "description": "Rows in the file"},
+        "binning": {"type": "integer", "description": "Rows of the file per row sent"},
+        "dropped": {"type": "integer", "description": "Rows left out for non-finite values"},
+        "time_reference": {"type": "object", "description": "Light curves and GTIs: TIMESYS, "
+                           "TIMEUNIT, MJDREF(I/F), t0 (start of the first bin) and t0_iso"}}},
     "OdaReply": {"type": "object", "description": "ODA dispatcher reply (see the README)",
                  "properties": {"query_status": {"type": "string"},
                                 "exit_status": {"type": "object"},
@@ -137,15 +148,22 @@ def document(base: str) -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/health": {"get": {"summary": "Liveness and the instruments served",
                             "responses": {"200": _json({"type": "object"}, "OK")}}},
-        "/": {"get": {"summary": "Home page (HTML): instruments, products and parameters",
+        "/": {"get": {"summary": "The web form (HTML + JavaScript): search, parameters, GTI "
+                                 "step, job status, plots, fits, downloads, links",
                       "responses": {"200": {"description": "HTML page"}}}},
+        "/web/plotly.min.js": {"get": {
+            "summary": "The plotly package's bundled plotly.min.js, for the web form's plots",
+            "responses": {"200": {"description": "JavaScript", "content": {
+                "text/javascript": {}}}, **_errors(404)}}},
         "/static/{filename}": {"get": {
             "summary": "Static files of the web pages (scripts, styles)",
             "parameters": [_param("filename", "path", "File name")],
             "responses": {"200": {"description": "The file"}, **_errors(404)}}},
         "/q/{instrument}/{product}": {"get": {
-            "summary": "Reproducible link: submit the query given by the query string and "
-                       "show the job (HTML), or answer the job (Accept: application/json)",
+            "summary": "Reproducible link: submit the query given by the query string; a "
+                       "browser gets the web form opened on the query and its results (HTML; "
+                       "400 with each problem next to its field), a program the job "
+                       "(Accept: application/json)",
             "parameters": [INSTRUMENT, PRODUCT, TOKEN],
             "responses": {**JOB_ANSWERS, **_errors(400, 401, 403, 404)}}},
         "/api/v1/openapi.json": {"get": {"summary": "This document",
@@ -221,6 +239,33 @@ def document(base: str) -> dict[str, Any]:
             "parameters": [JOB_ID, _param("name", "path", "Output file name")],
             "responses": {"200": {"description": "FITS file", "content": {
                 "application/fits": {}}}, **_errors(401, 403, 404, 409)}}},
+        "/api/v1/jobs/{job_id}/products/{name}/data": {"get": {
+            "summary": "The columns of one output for plotting: light curve (time, rate, "
+                       "error, fracexp), spectrum or background (rate and error per keV with "
+                       "the response's energies, scaled background), fit (grouped data, "
+                       "folded model, residuals), GTI, ARF, EBOUNDS; rebinned beyond "
+                       "max_points rows; no NaN (null or dropped)",
+            "parameters": [JOB_ID, _param("name", "path", "Output file name"),
+                           _param("max_points", "query", "Rebin tables longer than this "
+                                  "(default 5000)", {"type": "integer", "minimum": 10,
+                                                     "maximum": 100000}, False)],
+            "responses": {"200": _json(_ref("TableData"), "OK"),
+                          **_errors(400, 401, 403, 404, 409, 422)}}},
+        "/api/v1/instruments/{instrument}/products/{product}/times": {"get": {
+            "summary": "Convert the product's time parameters (e.g. T1, T2) from the format "
+                       "named by their format parameter (e.g. T_format=mjd) to `to` (any "
+                       "format the schema declares: isot, mjd, hxmt_met, ...)",
+            "parameters": [INSTRUMENT, PRODUCT,
+                           _param("to", "query", "Target format", required=True),
+                           _param("T_format", "query", "Format of the given times (default: "
+                                  "the schema's default)", required=False),
+                           _param("T1", "query", "A time parameter (any the product has)",
+                                  required=False),
+                           _param("T2", "query", "Another time parameter", required=False)],
+            "responses": {"200": _json({"type": "object", "properties": {
+                "format": {"type": "string"}, "values": {"type": "object"},
+                "iso": {"type": "object", "description": "The same instants, ISO 8601 UTC"}}},
+                "The times in the target format"), **_errors(400, 404)}}},
         "/api/v1/jobs/{job_id}/archive": {"get": {
             "summary": "All outputs, the job record and reproduction scripts as one tar.gz",
             "parameters": [JOB_ID],

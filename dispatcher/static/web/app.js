@@ -1,0 +1,78 @@
+// The web form's entry point: one tab per instrument the server declares (so new plugins
+// appear by themselves), each a workspace built on first use. A reproducible link
+// (/q/<instrument>/<product>?...) boots the page on that instrument, query and job.
+
+import {el, clear} from "./dom.js";
+import {getJSON} from "./api.js";
+import {createWorkspace} from "./workspace.js";
+
+async function main() {
+  const boot = JSON.parse(document.getElementById("xoda-boot").textContent);
+  const app = document.getElementById("app");
+  const tabs = document.getElementById("tabs");
+  const panels = document.getElementById("panels");
+  const api = boot.api;
+  let instruments;
+  try {
+    instruments = (await getJSON(`${api}/instruments`)).instruments;
+  } catch (error) {
+    clear(panels).append(el("p", {class: "job-error"}, `The list of instruments is unavailable: ${error.message}`));
+    app.hidden = false;
+    return;
+  }
+  const workspaces = new Map();     // instrument name -> Promise of its workspace
+
+  function panelOf(name) {
+    return document.getElementById(`panel-${name}`);
+  }
+
+  async function activate(name) {
+    for (const button of tabs.querySelectorAll("[role=tab]")) {
+      const selected = button.dataset.instrument === name;
+      button.setAttribute("aria-selected", String(selected));
+      button.tabIndex = selected ? 0 : -1;
+      panelOf(button.dataset.instrument).hidden = !selected;
+    }
+    if (!workspaces.has(name)) {
+      const instrument = instruments.find((i) => i.name === name);
+      workspaces.set(name, createWorkspace(panelOf(name), instrument, {api}).catch((error) => {
+        workspaces.delete(name);
+        clear(panelOf(name)).append(el("p", {class: "job-error"}, `This instrument is unavailable: ${error.message}`));
+        return null;
+      }));
+    }
+    return workspaces.get(name);
+  }
+
+  clear(tabs);
+  clear(panels);
+  for (const instrument of instruments) {
+    const button = el("button", {type: "button", role: "tab", id: `tab-${instrument.name}`,
+      "aria-controls": `panel-${instrument.name}`, dataset: {instrument: instrument.name},
+      title: instrument.description || instrument.name}, instrument.title || instrument.name);
+    button.addEventListener("click", () => {
+      if (!boot.link) window.history.replaceState(null, "", `#${instrument.name}`);
+      activate(instrument.name);
+    });
+    tabs.append(button);
+    panels.append(el("div", {role: "tabpanel", id: `panel-${instrument.name}`, class: "panel",
+      "aria-labelledby": `tab-${instrument.name}`, hidden: true}));
+  }
+  app.hidden = false;
+  if (!instruments.length) {
+    panels.append(el("p", {}, "This server serves no instrument."));
+    return;
+  }
+  const link = boot.link;
+  const fromHash = window.location.hash.slice(1);
+  const first = link && instruments.some((i) => i.name === link.instrument) ? link.instrument :
+    instruments.some((i) => i.name === fromHash) ? fromHash : instruments[0].name;
+  try {
+    const workspace = await activate(first);
+    if (link && workspace && link.instrument === first) await workspace.openLink(link);
+  } finally {
+    document.body.dataset.ready = "true";
+  }
+}
+
+main();
