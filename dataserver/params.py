@@ -315,6 +315,13 @@ def _from_text(value: Any, schema: Mapping[str, Any], path: tuple[Any, ...] = ()
         except ValueError:
             raise _Coercion("is not a valid JSON object", path) from None
     text = value.strip()
+    if "string" in types and ("integer" in types or "number" in types):
+        # Either spelling is allowed (e.g. an ISO time or MET seconds): numbers when they parse.
+        try:
+            number = _number(text)
+        except _Coercion:
+            return value
+        return int(number) if "integer" in types and number.is_integer() else number
     if "integer" in types:
         number = _number(text)
         if number.is_integer():

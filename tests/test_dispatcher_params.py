@@ -64,6 +64,12 @@ def test_strings_from_query_strings_become_the_schema_types():
     assert P.normalise(_schema(), {"RA": "\x00"}, strings=True)["RA"] == 83.633
 
 
+def test_a_string_or_number_parameter_keeps_text_that_is_not_a_number():
+    schema = _schema(start={"type": ["string", "number"]})
+    assert P.normalise(schema, {"start": "2018-01-01"}, strings=True)["start"] == "2018-01-01"
+    assert P.normalise(schema, {"start": "189432003"}, strings=True)["start"] == 189432003.0
+
+
 @pytest.mark.parametrize("t1, t2, fmt", [
     ("2018-01-01T12:00:00", "2018-01-02T00:00:00", "isot"),
     ("2018-01-01 12:00:00.0004", "2018-01-02", "isot"),

@@ -20,6 +20,8 @@ cache keys and reports: `elv > 10` and `ELV>10` are the same screening.
 """
 from __future__ import annotations
 
+import abc
+
 import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
@@ -63,14 +65,16 @@ def _tokens(text: str) -> list[_Token]:
     return out
 
 
-class Node:
+class Node(abc.ABC):
     """A node of the expression tree."""
 
+    @abc.abstractmethod
     def evaluate(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-        raise NotImplementedError
+        """The boolean (or, for an operand, numeric) array of this node over the rows."""
 
+    @abc.abstractmethod
     def columns(self) -> set[str]:
-        raise NotImplementedError
+        """The column names this node reads."""
 
 
 @dataclass(frozen=True)
