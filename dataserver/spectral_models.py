@@ -110,6 +110,12 @@ def _quadrature(density: Callable[[np.ndarray], np.ndarray], e_lo: np.ndarray,
     return half * (density(energy) @ weights)
 
 
+def integrate_density(density: Callable[[np.ndarray], np.ndarray], e_lo, e_hi) -> np.ndarray:
+    """Integral over each bin [e_lo, e_hi] (keV) of a density that is not one of the models
+    (e.g. a background spectrum), by the models' rule: 8-point Gauss-Legendre quadrature."""
+    return _quadrature(density, np.asarray(e_lo, dtype=float), np.asarray(e_hi, dtype=float))
+
+
 def _powerlaw_density(energy, index, norm):
     return norm * np.power(energy, -index)
 

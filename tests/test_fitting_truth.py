@@ -115,7 +115,7 @@ def test_pgstat_with_a_model_background_given_as_rates():
     assert result.goodness["p_value"] > 1e-3
 
 
-@pytest.mark.skipif(not REAL_LE_BACKGROUND.exists(), reason="real HXMT products not available")
+@pytest.mark.real_data
 def test_real_hxmt_le_background_model_with_pgstat():
     """A faint absorbed power law over the real lebkgmap background (1536 channels, RATE +
     STAT_ERR, errors 10-80% per channel): the real rates are the true background, and the
@@ -152,7 +152,7 @@ def test_chi2_on_grouped_counts_with_background():
     assert result.goodness["p_value"] > 1e-3
 
 
-@pytest.mark.skipif(not ISGRI_RMF.exists(), reason="real ISGRI response not available")
+@pytest.mark.real_data
 def test_osa_style_rate_spectrum_through_the_real_isgri_response(tmp_path):
     rmf = ogip.read_rmf(ISGRI_RMF)
     exposure = 1199.0                                          # the ODA Crab spectrum's

@@ -98,6 +98,7 @@ def test_event_columns_and_headers_match_the_reference(crab):
     assert np.allclose(le["TIME"] * 1024, np.round(le["TIME"] * 1024))        # 1/1024 s frames
 
 
+@pytest.mark.real_data
 def test_time_keywords_in_every_hdu_match_the_real_products(crab):
     with fits.open(REAL_GTI) as real:
         real_names = [(h.name, [(c.name, c.format, c.unit) for c in h.columns]) for h in real[1:]]

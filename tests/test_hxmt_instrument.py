@@ -90,6 +90,7 @@ def test_leap_second_table_of_the_orbit_agrees_with_astropy():
         assert met == pytest.approx(iso_to_met(date + "T00:00:00"), abs=1e-6)
 
 
+@pytest.mark.real_data
 def test_time_keywords_are_those_of_the_real_hxmtdas_products():
     with fits.open(REAL_LE / "P010131500201-20171031-01-01_LE_lc_ch106-1169_1s_g0_0-94_bkg.lc") as real:
         header = real["RATE"].header

@@ -58,6 +58,7 @@ def test_spectrum_outputs_follow_the_contract_and_name_their_siblings(he_spectru
     assert combined["exposure_s"] == pytest.approx(sum(m["exposure_s"] for m in singles))
 
 
+@pytest.mark.real_data
 def test_spectra_and_responses_have_the_ogip_layout_and_load_in_sherpa(he_spectrum):
     from sherpa.astro import io as sherpa_io
 
@@ -85,6 +86,7 @@ def test_spectra_and_responses_have_the_ogip_layout_and_load_in_sherpa(he_spectr
     assert rmf.detchans == 256 and arf.specresp.max() > 1000 and bkg.exposure == pytest.approx(pha.exposure)
 
 
+@pytest.mark.real_data
 @pytest.mark.parametrize("payload", ["HE", "ME", "LE"])
 def test_lightcurves_and_gtis_have_the_real_hxmtdas_layout(payload, hxmt_instruments, hxmt_engine):
     instrument = f"hxmt_{payload.lower()}"

@@ -5,9 +5,10 @@ import json
 import numpy as np
 import pytest
 
+from dataserver import spectral_models
 from dataserver.names import NameResolver
 from plugins.hxmt.demo import demo_document
-from plugins.hxmt.skymodel import (KEV_TO_ERG, Burst, Bursts, Component, Outburst, Periodic, Pulse,
+from plugins.hxmt.skymodel import (Burst, Bursts, Component, Outburst, Periodic, Pulse,
                                    SkyModelError, Spectrum, build_spec, load_simulation)
 from tests.hxmt_support import TODAY
 
@@ -114,7 +115,7 @@ proposals:
 def test_spectra_follow_xspec_conventions():
     powerlaw = Spectrum((Component("powerlaw", 9.7, 2.1),))
     assert powerlaw.density(1.0) == pytest.approx(9.7)
-    analytic = 9.7 * (2.0 ** -0.1 - 10.0 ** -0.1) / 0.1 * KEV_TO_ERG
+    analytic = 9.7 * (2.0 ** -0.1 - 10.0 ** -0.1) / 0.1 * spectral_models.KEV_TO_ERG
     assert powerlaw.energy_flux(2.0, 10.0) == pytest.approx(analytic, rel=1e-8)
     bins = powerlaw.integrate(np.linspace(2.0, 10.0, 81))      # the response grid's bin rule
     assert bins.sum() == pytest.approx(9.7 * (2 ** -1.1 - 10 ** -1.1) / 1.1, rel=1e-6)
@@ -126,6 +127,31 @@ def test_spectra_follow_xspec_conventions():
     assert absorbed.density(1.0) < powerlaw.density(1.0) and absorbed.density(50.0) == pytest.approx(powerlaw.density(50.0), rel=1e-4)
     summed = Spectrum((Component("powerlaw", 1.0, 2.0), Component("powerlaw", 2.0, 2.0)))
     assert summed.density(3.0) == pytest.approx(3.0 / 9.0)
+
+
+def test_spectra_are_the_fit_models_under_the_sky_model_names():
+    """The simulator's spectra are `dataserver.spectral_models`' (the fits' formulas), with the
+    sky-model parameter names mapped to XSPEC's: what is injected is what a fit measures."""
+    aql = Spectrum((Component("bbodyrad", 400.0, kT=1.5), Component("cutoffpl", 1.0, 1.8, ecut=40.0)), 0.4)
+    assert aql.components[1].xspec_params(0.4) == {"norm": 1.0, "PhoIndex": 1.8, "HighECut": 40.0, "nH": 0.4}
+    assert aql.components[0].xspec_params() == {"kT": 1.5, "norm": 400.0}
+    assert aql.to_dict()["components"][1] == {"model": "cutoffpl", "norm": 1.0, "index": 1.8, "ecut": 40.0}
+    bb, cut = {"kT": 1.5, "norm": 400.0, "nH": 0.4}, {"norm": 1.0, "PhoIndex": 1.8, "HighECut": 40.0, "nH": 0.4}
+    edges = np.linspace(0.1, 15.0, 1491)
+    expected = (spectral_models.photon_flux("bbodyrad", bb, edges[:-1], edges[1:])
+                + spectral_models.photon_flux("cutoffpl", cut, edges[:-1], edges[1:]))
+    assert np.array_equal(aql.integrate(edges), expected)
+    energy = np.geomspace(0.05, 300.0, 50)
+    assert np.array_equal(aql.density(energy), spectral_models.photon_spectrum("bbodyrad", bb, energy)
+                          + spectral_models.photon_spectrum("cutoffpl", cut, energy))
+    assert aql.energy_flux(2.0, 10.0) == (spectral_models.energy_flux("bbodyrad", bb, 2.0, 10.0)
+                                          + spectral_models.energy_flux("cutoffpl", cut, 2.0, 10.0))
+    # Absorption is XSPEC's wabs, continued above 10 keV as sigma(10 keV) (10/E)^3.
+    crab = Spectrum((Component("powerlaw", 9.7, 2.1),), 1.0)
+    transmission = crab.density(20.0) / Spectrum((Component("powerlaw", 9.7, 2.1),)).density(20.0)
+    assert transmission == pytest.approx(np.exp(-1e22 * 953.2e-24 / 20.0 ** 3), rel=1e-12)
+    with pytest.raises(ValueError, match="unknown spectral model"):
+        Component("blackbody", 1.0, kT=1.0).xspec_params()
 
 
 def test_variability_shapes_and_bounds():

@@ -14,7 +14,7 @@ REAL_LC = LE / "P010131500201-20171031-01-01_LE_lc_ch106-1169_1s_g0_0-94_bkg.lc"
 REAL_BKG_PHA = LE / "P010131500201-20171031-01-01_LE_spec_g0_0-94_bkg.pha.pha"
 ISGRI_RMF = REAL_DATA / "integral" / "isgri_rmf_Crab.fits"
 
-pytestmark = pytest.mark.skipif(not LE.is_dir(), reason="real products not available")
+pytestmark = pytest.mark.real_data
 
 
 def _columns(hdu):

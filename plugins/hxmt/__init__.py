@@ -5,11 +5,11 @@ Modules (each usable on its own):
 - `instrument`: payload facts - detectors, FOV groups, boxes, PI <-> energy, raw-channel gains,
   dead time, time resolution, default screening expressions, detector-list parsing.
 - `timeconv`: HXMT mission elapsed time (TT seconds since 2012-01-01T00:00:00 UTC) <-> astropy.
-- `materials`: X-ray attenuation of the detector materials and interstellar absorption.
+- `materials`: X-ray attenuation of the detector materials, and the cosmic X-ray background.
 - `response`: the one instrument-response model (effective area, collimators, redistribution,
   expected counts, cosmic X-ray background) used by the simulator and by the response generator.
 - `skymodel`: sources, spectra, variability and the observation plan of a simulation, with a
-  JSON Schema (`data/skymodel.schema.json`).
+  JSON Schema (`data/skymodel.schema.json`); the spectra are `dataserver.spectral_models`'.
 - `orbit`: orbit, attitude, Earth occultation, SAA, cut-off rigidity: the EHK/Orbit/Att content.
 - `fitsio`: chunked, memory-bounded FITS table writing and memory-mapped chunked reading.
 - `l1files`: Level-1 file names, headers and layouts (events, housekeeping, Att, Orbit, EHK,
@@ -30,8 +30,9 @@ The pipelines of the payload plugins (issue 4):
 - `livetime`: dead time and live exposure (HE-DTime, ME rebuilt from events, LE none).
 - `selection`: screened-event selections (row ranges) and the binning that applies them.
 - `rsp`: RMF and ARF from the response model; `background`: the bkgmap models.
-- `tasks_gti`, `tasks_products`: the tasks of the chains; `common_steps`: steps shared by the
-  payloads (user intervals, combination over exposures, net light curves).
+- `tasks_gti`, `tasks_products`: the tasks of the chains; `payload_steps`: the steps every
+  payload chain has, made per payload; `common_steps`: steps shared by the payloads (user
+  intervals, combination over exposures, net light curves).
 - `pipeline`: how a payload's steps connect (`Chain`); `parameters`: query parameters;
   `products`: planning (`Planner`); `plugin`: the payload plugins' base class.
 

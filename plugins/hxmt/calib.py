@@ -18,7 +18,7 @@ import logging
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -176,24 +176,47 @@ def he_pical(exposure, output: Path, min_pulse_width: int, max_pulse_width: int)
     return summary
 
 
-def me_pical(exposure, output: Path) -> PicalSummary:
-    """ME: pre-PI ADC channel -> PI per ASIC, the gain following its FPGA's temperature."""
-    spec = payload_spec("ME")
-    rng = dither_generator(exposure.exp_id, "ME")
-    th_time, temperature = _temperature_table(exposure, "ME-TH", 2, "Temp_fpga")
+# ME and LE gains follow the temperature of a unit of detectors: its (TH HDU, column prefix).
+_TEMPERATURE_UNITS = {"ME": (2, "Temp_fpga"), "LE": (1, "Temp_CCD_Box_")}
+
+
+def _temperature_pical(exposure, output: Path, payload: str, columns: Sequence[str],
+                       locate: Callable[[dict[str, np.ndarray]], tuple[np.ndarray, np.ndarray, np.ndarray]],
+                       row_of: Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, np.ndarray]],
+                       column_specs: Sequence[ColumnSpec]) -> PicalSummary:
+    """ME and LE: ADC channel -> PI with the gain at the temperature of the event's unit in the
+    TH row of its second; PI outside the channels flagged. `locate(chunk)` gives, per event,
+    the detector, its unit (ME: FPGA, LE: CCD box) and the detector whose gain applies;
+    `row_of(pi, detector, flags)` the columns written."""
+    spec = payload_spec(payload)
+    rng = dither_generator(exposure.exp_id, payload)
+    th_time, temperature = _temperature_table(exposure, f"{payload}-TH", *_TEMPERATURE_UNITS[payload])
+    time_column, event_file = TIME_COLUMN[payload], exposure.file(f"{payload}-Evt")
     summary, last = PicalSummary(), -np.inf
-    cards = calibrated_cards(exposure.exp_id, "ME", "pical", exposure.file("ME-Evt").name)
-    with StreamingTableWriter(output, CALIBRATED_COLUMNS, EXTNAME, cards) as writer:
-        for start, chunk in _events(exposure, "ME", ["Time", "FPGA_ID", "ASIC_ID", "Channel"]):
-            last = _check_order(chunk["Time"], last, start, exposure.file("ME-Evt"))
-            fpga = chunk["FPGA_ID"].astype(np.int64)
-            det = me_detector(fpga, chunk["ASIC_ID"])
-            temp = temperature[row_lookup(chunk["Time"], th_time), np.clip(fpga, 0, temperature.shape[1] - 1)]
-            pi, bad = pi_from_channel(spec, chunk["Channel"], det, rng.random(det.size, dtype=np.float32), temp)
+    cards = calibrated_cards(exposure.exp_id, payload, "pical", event_file.name)
+    with StreamingTableWriter(output, column_specs, EXTNAME, cards) as writer:
+        for start, chunk in _events(exposure, payload, [time_column, *columns, "Channel"]):
+            last = _check_order(chunk[time_column], last, start, event_file)
+            det, unit, gain_det = locate(chunk)
+            temp = temperature[row_lookup(chunk[time_column], th_time), np.clip(unit, 0, temperature.shape[1] - 1)]
+            pi, bad = pi_from_channel(spec, chunk["Channel"], gain_det, rng.random(det.size, dtype=np.float32), temp)
             flags = np.where(bad | (det >= spec.n_detectors), FLAG_BAD_PI, 0).astype(np.uint8)
-            writer.write({"PI": pi, "DET_ID": np.clip(det, 0, 255).astype(np.uint8), "FLAG": flags})
+            writer.write(row_of(pi, det, flags))
             summary.count(flags)
     return summary
+
+
+def me_pical(exposure, output: Path) -> PicalSummary:
+    """ME: pre-PI ADC channel -> PI per ASIC, the gain following its FPGA's temperature."""
+    def locate(chunk):
+        fpga = chunk["FPGA_ID"].astype(np.int64)
+        det = me_detector(fpga, chunk["ASIC_ID"])
+        return det, fpga, det
+
+    def row_of(pi, det, flags):
+        return {"PI": pi, "DET_ID": np.clip(det, 0, 255).astype(np.uint8), "FLAG": flags}
+
+    return _temperature_pical(exposure, output, "ME", ["FPGA_ID", "ASIC_ID"], locate, row_of, CALIBRATED_COLUMNS)
 
 
 LE_PICAL_COLUMNS = (ColumnSpec("PI", "1I"), ColumnSpec("FLAG", "1B"))
@@ -201,24 +224,15 @@ LE_PICAL_COLUMNS = (ColumnSpec("PI", "1I"), ColumnSpec("FLAG", "1B"))
 
 def le_pical(exposure, output: Path) -> PicalSummary:
     """LE: 12-bit channel above the pedestal -> PI per CCD, the gain following its box's
-    temperature (LE-TH)."""
-    spec = payload_spec("LE")
-    rng = dither_generator(exposure.exp_id, "LE")
-    th_time, temperature = _temperature_table(exposure, "LE-TH", 1, "Temp_CCD_Box_")
-    summary, last = PicalSummary(), -np.inf
-    cards = calibrated_cards(exposure.exp_id, "LE", "pical", exposure.file("LE-Evt").name)
-    with StreamingTableWriter(output, LE_PICAL_COLUMNS, EXTNAME, cards) as writer:
-        for start, chunk in _events(exposure, "LE", ["TIME", "Det_ID", "Channel"]):
-            last = _check_order(chunk["TIME"], last, start, exposure.file("LE-Evt"))
-            det = chunk["Det_ID"].astype(np.int64)
-            box = np.clip(det // 32, 0, temperature.shape[1] - 1)
-            temp = temperature[row_lookup(chunk["TIME"], th_time), box]
-            pi, bad = pi_from_channel(spec, chunk["Channel"], np.clip(det, 0, spec.n_detectors - 1),
-                                      rng.random(det.size, dtype=np.float32), temp)
-            flags = np.where(bad | (det >= spec.n_detectors), FLAG_BAD_PI, 0).astype(np.uint8)
-            writer.write({"PI": pi, "FLAG": flags})
-            summary.count(flags)
-    return summary
+    temperature (LE-TH); the detector is recon's column."""
+    last_detector = payload_spec("LE").n_detectors - 1
+
+    def locate(chunk):
+        det = chunk["Det_ID"].astype(np.int64)
+        return det, det // 32, np.clip(det, 0, last_detector)
+
+    return _temperature_pical(exposure, output, "LE", ["Det_ID"], locate,
+                              lambda pi, det, flags: {"PI": pi, "FLAG": flags}, LE_PICAL_COLUMNS)
 
 
 FOV_CODES = {"small": 0, "large": 1, "blind": 2}

@@ -24,7 +24,7 @@ import abc
 
 import re
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -182,18 +182,18 @@ class _Parser:
         return node
 
     def disjunction(self) -> Node:
-        terms = [self.conjunction()]
-        while self.peek().text == "||":
-            self.take()
-            terms.append(self.conjunction())
-        return terms[0] if len(terms) == 1 else Junction("||", tuple(_flatten("||", terms)))
+        return self._junction("||", self.conjunction)
 
     def conjunction(self) -> Node:
-        terms = [self.unary()]
-        while self.peek().text == "&&":
+        return self._junction("&&", self.unary)
+
+    def _junction(self, operator: str, operand: Callable[[], Node]) -> Node:
+        """operand ( operator operand )*: the operand alone, or their flattened Junction."""
+        terms = [operand()]
+        while self.peek().text == operator:
             self.take()
-            terms.append(self.unary())
-        return terms[0] if len(terms) == 1 else Junction("&&", tuple(_flatten("&&", terms)))
+            terms.append(operand())
+        return terms[0] if len(terms) == 1 else Junction(operator, tuple(_flatten(operator, terms)))
 
     def unary(self) -> Node:
         token = self.peek()

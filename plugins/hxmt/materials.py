@@ -1,5 +1,6 @@
-"""X-ray physics the response model needs: attenuation in detector materials, interstellar
-photo-electric absorption, and the cosmic X-ray background spectrum.
+"""X-ray physics the response model needs: attenuation in detector materials and the cosmic
+X-ray background spectrum. (Interstellar absorption is a property of the source spectrum:
+`wabs` in `dataserver.spectral_models`, shared with the fits.)
 
 Mass attenuation coefficients (cm2/g, total with coherent scattering) are tabulated at a few
 energies from NIST XCOM and interpolated log-log, separately on each side of an absorption
@@ -72,42 +73,6 @@ def transmission(material: str, thickness_cm: float, energy_kev: np.ndarray | fl
 def absorption_probability(material: str, thickness_cm: float, energy_kev: np.ndarray | float) -> np.ndarray:
     """Fraction of photons interacting in `thickness_cm` of `material` (detection efficiency)."""
     return -np.expm1(-mass_attenuation(material, energy_kev) * DENSITY[material] * thickness_cm)
-
-
-# Morrison & McCammon (1983, ApJ 270, 119) cross-section per hydrogen atom:
-# sigma(E) = (c0 + c1 E + c2 E^2) E^-3 * 1e-24 cm2, E in keV, for these energy ranges.
-# Above 10 keV the last range is extended (absorption is negligible there for Galactic NH).
-_MM83 = np.array([
-    (0.030, 0.100, 17.3, 608.1, -2150.0),
-    (0.100, 0.284, 34.6, 267.9, -476.1),
-    (0.284, 0.400, 78.1, 18.8, 4.3),
-    (0.400, 0.532, 71.4, 66.8, -51.4),
-    (0.532, 0.707, 95.5, 145.8, -61.1),
-    (0.707, 0.867, 308.9, -380.6, 294.0),
-    (0.867, 1.303, 120.6, 169.3, -47.7),
-    (1.303, 1.840, 141.3, 146.8, -31.5),
-    (1.840, 2.471, 202.7, 104.7, -17.0),
-    (2.471, 3.210, 342.7, 18.7, 0.0),
-    (3.210, 4.038, 352.2, 18.7, 0.0),
-    (4.038, 7.111, 433.9, -2.4, 0.75),
-    (7.111, 8.331, 629.0, 30.9, 0.0),
-    (8.331, 10.000, 701.2, 25.2, 0.0),
-])
-
-
-def ism_cross_section(energy_kev: np.ndarray | float) -> np.ndarray:
-    """Photo-electric cross-section per H atom (cm2) of Morrison & McCammon (1983) (`wabs`)."""
-    energy = np.clip(np.asarray(energy_kev, dtype=float), _MM83[0, 0], None)
-    index = np.clip(np.searchsorted(_MM83[:, 1], energy, side="right"), 0, len(_MM83) - 1)
-    c0, c1, c2 = _MM83[index, 2], _MM83[index, 3], _MM83[index, 4]
-    return (c0 + c1 * energy + c2 * energy ** 2) * energy ** -3.0 * 1e-24
-
-
-def ism_transmission(nh_1e22: float, energy_kev: np.ndarray | float) -> np.ndarray:
-    """exp(-NH sigma(E)) with NH in units of 1e22 cm-2 (XSPEC `wabs`)."""
-    if nh_1e22 <= 0:
-        return np.ones_like(np.asarray(energy_kev, dtype=float))
-    return np.exp(-nh_1e22 * 1e22 * ism_cross_section(energy_kev))
 
 
 def cxb_photon_intensity(energy_kev: np.ndarray | float) -> np.ndarray:

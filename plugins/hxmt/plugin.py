@@ -26,11 +26,23 @@ STEP_NAMES = ("pical", "recon", "grade", "gtigen", "gticorr", "screen", "specgen
 
 
 class HxmtPayloadInstrument(Instrument):
-    """An Insight-HXMT payload: subclasses set `name`, `title`, `payload` and `steps_module`."""
+    """An Insight-HXMT payload. A subclass names its payload,
+    `class HEInstrument(HxmtPayloadInstrument, payload="HE")`, and gets the plugin name
+    (`hxmt_he`), title, description and steps module (`plugins.hxmt_he.steps`) of it."""
 
     mission = "Insight-HXMT"
     payload: ClassVar[str]
     steps_module: ClassVar[str]
+
+    def __init_subclass__(cls, payload: str | None = None, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        if payload is not None:
+            package = f"hxmt_{payload.lower()}"
+            cls.payload, cls.name, cls.title = payload, package, f"Insight-HXMT {payload}"
+            cls.steps_module = f"plugins.{package}.steps"
+            cls.description = (f"{cls.title}: good-time intervals, spectra with background and responses, light "
+                               "curves and spectral fits, reduced from the Level-1 archive as HXMTDAS does, per "
+                               "exposure and cached.")
 
     def __init__(self, settings: Settings):
         super().__init__(settings)

@@ -15,7 +15,8 @@ from the pointing (in the payload frame, see `offset_in_payload_frame`):
                       dither spreads events uniformly over their raw channel)
 
 The true-energy axis is a fixed grid per payload (`PayloadResponse.edges`); the photon
-spectrum enters as its integral over each grid bin and a photon of bin i has energy
+spectrum enters as its integral over each grid bin (`Spectrum.integrate`: the bin rule of
+`dataserver.spectral_models`, which the fits use) and a photon of bin i has energy
 E_mid(i) (the XSPEC convention: counts_j = sum_i ARF_i * integral_i F dE * RMF_ij). The
 simulator draws events from exactly this discrete model, so a fit through the same RMF/ARF
 recovers the injected parameters without model mismatch. Measured energies outside the PI
@@ -33,6 +34,8 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 from scipy.special import ndtr
+
+from dataserver import spectral_models
 
 from . import materials
 from .instrument import PAYLOAD_SPECS, Payload, payload as payload_spec
@@ -224,7 +227,8 @@ class PayloadResponse:
     # --- cosmic X-ray background ----------------------------------------------------------
     def cxb_photon_rates(self) -> np.ndarray:
         """CXB photons per second per grid bin for ONE detector of unit solid angle (1 sr)."""
-        return self.area * _integrate(materials.cxb_photon_intensity, self.edges)
+        return self.area * spectral_models.integrate_density(materials.cxb_photon_intensity, self.edges[:-1],
+                                                             self.edges[1:])
 
     def cxb_expected_counts(self, det_ids: Sequence[int] | np.ndarray, exposure: float) -> np.ndarray:
         """Expected CXB counts per PI channel in `det_ids` (unocculted sky)."""
@@ -232,21 +236,7 @@ class PayloadResponse:
         return self._fold(self.cxb_photon_rates() * omega * exposure)
 
 
-def _integrate(density: Callable[[np.ndarray], np.ndarray], edges: np.ndarray, sub: int = 8) -> np.ndarray:
-    """Integral of `density` over each bin by composite Simpson's rule on `sub` intervals."""
-    lo, hi = edges[:-1], edges[1:]
-    t = np.linspace(0.0, 1.0, sub + 1)
-    points = lo[:, None] + (hi - lo)[:, None] * t[None, :]
-    weights = np.ones(sub + 1)
-    weights[1:-1:2], weights[2:-1:2] = 4.0, 2.0
-    return (density(points) @ weights) * (hi - lo) / (3.0 * sub)
-
-
 def responses() -> dict[str, PayloadResponse]:
     """A fresh PayloadResponse for every payload."""
     return {name: PayloadResponse(name) for name in PAYLOAD_SPECS}
 
-
-def integrate_density(density: Callable[[np.ndarray], np.ndarray], edges: np.ndarray) -> np.ndarray:
-    """Public form of the bin integration used for spectra (Simpson, 8 intervals per bin)."""
-    return _integrate(density, np.asarray(edges, dtype=float))

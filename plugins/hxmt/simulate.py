@@ -41,7 +41,7 @@ from .timeconv import met_date_string, met_to_iso
 
 log = logging.getLogger(__name__)
 
-SIMULATOR_VERSION = 1
+SIMULATOR_VERSION = 2      # 2: source spectra and the CXB integrated by dataserver.spectral_models
 TRUTH_FORMAT = "xoda-hxmt-sim-truth/1"
 PROPOSAL_FILE, PROPOSAL_FORMAT = l1files.PROPOSAL_FILE, l1files.PROPOSAL_FORMAT
 TRUTH_DIR, TRUTH_FILE = l1files.TRUTH_DIR, l1files.TRUTH_FILE

@@ -2,7 +2,7 @@
 
 A sky-model file (JSON or YAML, schema `data/skymodel.schema.json`) lists sources - name,
 J2000 position, spectrum (power law, cut-off power law, blackbody `bbodyrad`, or a sum of
-them, optionally absorbed with Morrison & McCammon cross-sections) and variability (constant,
+them, optionally absorbed by `wabs`: Morrison & McCammon cross-sections) and variability (constant,
 periodic with a pulse profile, outburst/flare, bursts) - and the proposals, observations and
 exposures to simulate. `load_simulation(path)` validates a file and returns a
 `SimulationSpec`; every error names the offending field, e.g.
@@ -27,11 +27,11 @@ import jsonschema
 import numpy as np
 import yaml
 
-from . import materials
+from dataserver import spectral_models
+
 from .instrument import PAYLOADS
 from .timeconv import met_to_datetime, to_met
 
-KEV_TO_ERG = 1.602176634e-9
 SCHEMA_FILE = "skymodel.schema.json"
 
 
@@ -50,21 +50,18 @@ def load_schema() -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- spectra ----
-def band_integral(density, e1: float, e2: float, points: int = 4097) -> float:
-    """Integral of density(E) from e1 to e2 (keV) by Simpson's rule on a logarithmic grid."""
-    if e2 <= e1:
-        return 0.0
-    u = np.linspace(np.log(e1), np.log(e2), points)
-    energy = np.exp(u)
-    values = density(energy) * energy            # dE = E du
-    weights = np.ones(points)
-    weights[1:-1:2], weights[2:-1:2] = 4.0, 2.0
-    return float(values @ weights * (u[1] - u[0]) / 3.0)
+# The sky-model file names the spectral parameters as its schema documents them; the
+# formulas (`dataserver.spectral_models`, the fits' own) use XSPEC's names. This is the one
+# place where the two meet.
+XSPEC_NAMES: Mapping[str, str] = {"norm": "norm", "index": "PhoIndex", "ecut": "HighECut", "kT": "kT",
+                                  "nh": "nH"}
+_SKY_NAMES: Mapping[str, str] = {xspec: sky for sky, xspec in XSPEC_NAMES.items()}
 
 
 @dataclass(frozen=True)
 class Component:
-    """One additive spectral component (XSPEC conventions), photons / cm2 / s / keV."""
+    """One additive spectral component, in the sky-model file's parameter names; its photon
+    spectrum (ph/cm2/s/keV) is `dataserver.spectral_models`' model of the same name."""
 
     model: str
     norm: float
@@ -72,49 +69,51 @@ class Component:
     ecut: float = 0.0
     kT: float = 0.0
 
-    def density(self, energy: np.ndarray) -> np.ndarray:
-        e = np.asarray(energy, dtype=float)
-        if self.model == "powerlaw":
-            return self.norm * e ** -self.index
-        if self.model == "cutoffpl":
-            return self.norm * e ** -self.index * np.exp(-e / self.ecut)
-        if self.model == "bbodyrad":
-            with np.errstate(over="ignore"):
-                return self.norm * 1.0344e-3 * e ** 2 / np.expm1(np.minimum(e / self.kT, 700.0))
-        raise ValueError(f"unknown spectral model {self.model!r}")
+    def parameter_names(self) -> tuple[str, ...]:
+        """The model's parameters, in sky-model names (ValueError for an unknown model)."""
+        return tuple(_SKY_NAMES[name] for name in spectral_models.get_model(self.model).param_names)
+
+    def xspec_params(self, nh: float = 0.0) -> dict[str, float]:
+        """The parameter set of `spectral_models`, absorbed when `nh` > 0 (1e22 cm-2)."""
+        params = {XSPEC_NAMES[name]: getattr(self, name) for name in self.parameter_names()}
+        if nh > 0:
+            params[XSPEC_NAMES["nh"]] = nh
+        return params
 
     def to_dict(self) -> dict[str, Any]:
-        params = {"powerlaw": ("norm", "index"), "cutoffpl": ("norm", "index", "ecut"),
-                  "bbodyrad": ("kT", "norm")}[self.model]
-        return {"model": self.model, **{p: getattr(self, p) for p in params}}
+        return {"model": self.model, **{p: getattr(self, p) for p in self.parameter_names()}}
 
 
 @dataclass(frozen=True)
 class Spectrum:
-    """A sum of components times exp(-NH sigma_MM83(E)); NH in 1e22 cm-2."""
+    """A sum of components absorbed by `wabs` with column `nh` (1e22 cm-2); since absorption
+    multiplies every component, the sum of the absorbed components is the absorbed sum."""
 
     components: tuple[Component, ...]
     nh: float = 0.0
 
+    def _total(self, quantity, *args):
+        """Sum over the components of a `spectral_models` quantity (the schema guarantees one
+        component at least)."""
+        return sum(quantity(c.model, c.xspec_params(self.nh), *args) for c in self.components)
+
     def density(self, energy: np.ndarray | float) -> np.ndarray:
-        e = np.asarray(energy, dtype=float)
-        total = np.zeros_like(e)
-        for component in self.components:
-            total = total + component.density(e)
-        return total * materials.ism_transmission(self.nh, e)
+        """Photon flux density (ph/cm2/s/keV) at `energy` (keV), absorbed."""
+        return self._total(spectral_models.photon_spectrum, np.asarray(energy, dtype=float))
 
     def integrate(self, edges: np.ndarray) -> np.ndarray:
-        """Photon flux (ph/cm2/s) in each bin of `edges` (keV) - the response's input."""
-        from .response import integrate_density   # the one bin-integration rule
-        return integrate_density(self.density, np.asarray(edges, dtype=float))
+        """Photon flux (ph/cm2/s) in each bin of `edges` (keV) - the response's input - by the
+        fits' rule (bin integral times the bin-averaged transmission)."""
+        edges = np.asarray(edges, dtype=float)
+        return self._total(spectral_models.photon_flux, edges[:-1], edges[1:])
 
     def photon_flux(self, e1: float, e2: float) -> float:
-        """ph / cm2 / s between e1 and e2 keV."""
-        return band_integral(self.density, e1, e2)
+        """ph / cm2 / s between e1 and e2 keV (absorbed, as observed)."""
+        return float(self._total(spectral_models.band_photon_flux, e1, e2))
 
     def energy_flux(self, e1: float, e2: float) -> float:
         """erg / cm2 / s between e1 and e2 keV (absorbed, as observed)."""
-        return band_integral(lambda e: self.density(e) * e, e1, e2) * KEV_TO_ERG
+        return float(self._total(spectral_models.energy_flux, e1, e2))
 
     def to_dict(self) -> dict[str, Any]:
         if len(self.components) == 1:
@@ -448,6 +447,22 @@ def public_date_of(text: str | None, first_start: float, path: str, errors: list
     return when.astimezone(dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
+def _member_id(doc: Mapping[str, Any], member: tuple[str, int, int], parent: tuple[str, str], path: str,
+               used_ids: set[str], errors: list[tuple[str, str]]) -> str:
+    """The id of an observation in its proposal, or of an exposure in its observation: given,
+    or the parent's id + the 1-based position in `digits` digits; it must extend the parent's
+    id and be unique. `member` is (kind, position, digits), `parent` (kind, id)."""
+    kind, position, digits = member
+    parent_kind, parent_id = parent
+    member_id = doc.get("id", f"{parent_id}{position + 1:0{digits}d}")
+    if not member_id.startswith(parent_id):
+        errors.append((path, f"{kind} {member_id} does not belong to {parent_kind} {parent_id}"))
+    if member_id in used_ids:
+        errors.append((path, f"duplicate {kind} {member_id}"))
+    used_ids.add(member_id)
+    return member_id
+
+
 def build_spec(document: Mapping[str, Any], source: str = "", resolver=None) -> SimulationSpec:
     """Validated document -> SimulationSpec (semantic checks; errors name the field)."""
     validate_document(document, source)
@@ -474,12 +489,7 @@ def build_spec(document: Mapping[str, Any], source: str = "", resolver=None) -> 
         observations: list[ObservationPlan] = []
         for o, odoc in enumerate(pdoc["observations"]):
             opath = f"{ppath}.observations[{o}]"
-            obs_id = odoc.get("id", f"{pid}{o + 1:03d}")
-            if not obs_id.startswith(pid):
-                errors.append((f"{opath}.id", f"ObsID {obs_id} does not belong to proposal {pid}"))
-            if obs_id in used_ids:
-                errors.append((f"{opath}.id", f"duplicate ObsID {obs_id}"))
-            used_ids.add(obs_id)
+            obs_id = _member_id(odoc, ("ObsID", o, 3), ("proposal", pid), f"{opath}.id", used_ids, errors)
             ra, dec = odoc.get("ra"), odoc.get("dec")
             if (ra is None) != (dec is None):
                 errors.append((f"{opath}.{'dec' if ra is not None else 'ra'}", "give both ra and dec, or neither"))
@@ -498,12 +508,7 @@ def build_spec(document: Mapping[str, Any], source: str = "", resolver=None) -> 
             exposures: list[ExposurePlan] = []
             for e, edoc in enumerate(odoc["exposures"]):
                 epath = f"{opath}.exposures[{e}]"
-                exp_id = edoc.get("id", f"{obs_id}{e + 1:02d}")
-                if not exp_id.startswith(obs_id):
-                    errors.append((f"{epath}.id", f"ExpID {exp_id} does not belong to observation {obs_id}"))
-                if exp_id in used_ids:
-                    errors.append((f"{epath}.id", f"duplicate ExpID {exp_id}"))
-                used_ids.add(exp_id)
+                exp_id = _member_id(edoc, ("ExpID", e, 2), ("observation", obs_id), f"{epath}.id", used_ids, errors)
                 exposures.append(ExposurePlan(exp_id, _time(edoc["start"], f"{epath}.start", errors),
                                               float(edoc["duration"]), edoc.get("min_good_fraction"),
                                               tuple(edoc.get("payloads", PAYLOADS))))

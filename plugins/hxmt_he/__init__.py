@@ -6,10 +6,5 @@ Products (see `plugins.hxmt.products`): `gti` (stage 1), `spectrum`, `lightcurve
 from plugins.hxmt.plugin import HxmtPayloadInstrument
 
 
-class HEInstrument(HxmtPayloadInstrument):
-    name = "hxmt_he"
-    title = "Insight-HXMT HE"
-    payload = "HE"
-    steps_module = "plugins.hxmt_he.steps"
-    description = ("Insight-HXMT HE: good-time intervals, spectra with background and responses, light curves "
-                   "and spectral fits, reduced from the Level-1 archive as HXMTDAS does, per exposure and cached.")
+class HEInstrument(HxmtPayloadInstrument, payload="HE"):
+    """The HE payload plugin (`hxmt_he`)."""

@@ -6,10 +6,5 @@ Products (see `plugins.hxmt.products`): `gti` (stage 1), `spectrum`, `lightcurve
 from plugins.hxmt.plugin import HxmtPayloadInstrument
 
 
-class LEInstrument(HxmtPayloadInstrument):
-    name = "hxmt_le"
-    title = "Insight-HXMT LE"
-    payload = "LE"
-    steps_module = "plugins.hxmt_le.steps"
-    description = ("Insight-HXMT LE: good-time intervals, spectra with background and responses, light curves "
-                   "and spectral fits, reduced from the Level-1 archive as HXMTDAS does, per exposure and cached.")
+class LEInstrument(HxmtPayloadInstrument, payload="LE"):
+    """The LE payload plugin (`hxmt_le`)."""

@@ -6,10 +6,5 @@ Products (see `plugins.hxmt.products`): `gti` (stage 1), `spectrum`, `lightcurve
 from plugins.hxmt.plugin import HxmtPayloadInstrument
 
 
-class MEInstrument(HxmtPayloadInstrument):
-    name = "hxmt_me"
-    title = "Insight-HXMT ME"
-    payload = "ME"
-    steps_module = "plugins.hxmt_me.steps"
-    description = ("Insight-HXMT ME: good-time intervals, spectra with background and responses, light curves "
-                   "and spectral fits, reduced from the Level-1 archive as HXMTDAS does, per exposure and cached.")
+class MEInstrument(HxmtPayloadInstrument, payload="ME"):
+    """The ME payload plugin (`hxmt_me`)."""
