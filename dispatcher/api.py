@@ -15,7 +15,7 @@ from .errors import ApiError, invalid_parameters
 from .jobstore import STATUSES, Job
 from .provenance import json_text, write_archive
 from .service import Service, may_access
-from .views import (base_url, job_json, job_summary_json, link, oda_snippet, output_url,
+from .views import (base_url, iso, job_json, job_summary_json, link, oda_snippet, output_url,
                     python_snippet, served_output, served_outputs)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -87,6 +87,36 @@ def product(instrument: str, product: str):
     ptype = _service().product_type(instrument, product)
     return jsonify({"instrument": instrument, "name": product, "title": ptype.title,
                     "description": ptype.description, "schema": ptype.schema()})
+
+
+# ---- who is asking --------------------------------------------------------------------------
+# The last second datetime can write: a token minted for "forever" still gets a date.
+_LAST_INSTANT = 253402300799
+
+
+def _clamped(timestamp: int | None) -> int | None:
+    return None if timestamp is None else max(0, min(timestamp, _LAST_INSTANT))
+
+
+@bp.get("/whoami")
+def whoami():
+    """What the caller's token proves (checked here, with the service's secret), or that the
+    caller is anonymous. Never the token itself. The web form shows it next to its token field."""
+    service = _service()
+    token = service.tokens.token_of(request)
+    if token is None:
+        body: dict[str, Any] = {"anonymous": True, "subject": None, "roles": [], "issued": None,
+                                "expires": None, "expires_in_s": None}
+    else:
+        claims = service.tokens.claims(token)
+        body = {"anonymous": False, "subject": claims["sub"], "roles": claims["roles"],
+                "issued": iso(_clamped(claims["iat"])), "expires": iso(_clamped(claims["exp"])),
+                "expires_in_s": max(0, int(claims["exp"] - time.time()))}
+    response = jsonify(body)
+    # The answer depends on the Authorization header: no shared cache may keep or reuse it.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Vary"] = "Authorization"
+    return response
 
 
 # ---- search and names ----------------------------------------------------------------------

@@ -15,7 +15,7 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import jwt
 from flask import Request
@@ -80,8 +80,9 @@ class TokenAuthority:
                    "iat": issued, "exp": issued + int(round(hours * 3600)), "iss": ISSUER}
         return jwt.encode(payload, self._secret, algorithm=ALGORITHM)
 
-    def verify(self, token: str) -> Identity:
-        """The identity a token proves; `TokenError` (401) saying what is wrong otherwise."""
+    def claims(self, token: str) -> dict[str, Any]:
+        """The checked claims of a token: `sub`, `roles` (a sorted list), `exp` and `iat` (POSIX
+        seconds, `iat` None when absent); `TokenError` (401) saying what is wrong otherwise."""
         try:
             claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM],
                                 options={"require": ["sub", "exp"]})
@@ -106,11 +107,20 @@ class TokenAuthority:
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             raise TokenError("invalid token: 'sub' must be a non-empty string")
-        return Identity(subject=subject, roles=frozenset(r.strip() for r in roles if r.strip()))
+        issued = claims.get("iat")
+        return {"sub": subject, "roles": sorted({r.strip() for r in roles if r.strip()}),
+                "exp": int(claims["exp"]),
+                "iat": int(issued) if isinstance(issued, (int, float)) else None}
 
-    def identity(self, request: Request) -> Identity:
-        """Who is asking: from `Authorization: Bearer`, else the `token` parameter."""
-        token = None
+    def verify(self, token: str) -> Identity:
+        """The identity a token proves; `TokenError` (401) saying what is wrong otherwise."""
+        claims = self.claims(token)
+        return Identity(subject=claims["sub"], roles=frozenset(claims["roles"]))
+
+    @staticmethod
+    def token_of(request: Request) -> str | None:
+        """The token a request carries: `Authorization: Bearer`, else the `token` parameter;
+        None when anonymous."""
         header = request.headers.get("Authorization", "")
         if header:
             scheme, _, value = header.partition(" ")
@@ -119,9 +129,12 @@ class TokenAuthority:
             token = value.strip()
         else:
             token = request.values.get("token") or None
-        if token is None or token == "\x00":
-            return Identity()
-        return self.verify(token)
+        return None if token == "\x00" else token
+
+    def identity(self, request: Request) -> Identity:
+        """Who is asking: from `Authorization: Bearer`, else the `token` parameter."""
+        token = self.token_of(request)
+        return Identity() if token is None else self.verify(token)
 
 
 def _expiry_text(token: str) -> str:

@@ -6,7 +6,9 @@ web form opened on that query and its job (`templates/query.html`: the form fill
 parameters, the live status, plots, fit table and downloads; without JavaScript, the job's
 status, files and report as plain HTML); with `Accept: application/json` it answers the job
 record, like `POST /api/v1/jobs`. Invalid parameters in a browser show the form with each
-problem next to its field (HTTP 400); as JSON they are the usual error.
+problem next to its field (HTTP 400); as JSON they are the usual error. Data the caller may
+not see give a browser the form saying so (HTTP 403; the page retries with the tab's token),
+and a program the usual 403.
 """
 from __future__ import annotations
 
@@ -43,7 +45,20 @@ def query_link(instrument: str, product: str):
                 "errors": exc.body(), "job_id": None}
         return render_template("query.html", job=None, error=exc.body(),
                                boot=boot_data(service, link)), 400
-    job = service.submit(prepared, identity)
+    try:
+        job = service.submit(prepared, identity)
+    except ApiError as exc:
+        # A browser following a link carries no token (the page keeps it out of URLs and
+        # cookies): it gets the form on the query, saying the data are not available, and
+        # the page asks again with the token of the tab if it has one. The answer is the
+        # service's generic 403 and the parameters the link itself holds: nothing more.
+        if wants_json or "text/html" not in request.headers.get("Accept", "") \
+                or exc.status != 403:
+            raise
+        link = {"instrument": instrument, "product": product, "params": prepared.params,
+                "errors": exc.body(), "job_id": None}
+        return render_template("query.html", job=None, error=exc.body(),
+                               boot=boot_data(service, link)), 403
     if wants_json:
         return job_response(service, job)
     record = job_json(service, job)

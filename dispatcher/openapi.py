@@ -136,6 +136,15 @@ SCHEMAS: dict[str, Any] = {
         "dropped": {"type": "integer", "description": "Rows left out for non-finite values"},
         "time_reference": {"type": "object", "description": "Light curves and GTIs: TIMESYS, "
                            "TIMEUNIT, MJDREF(I/F), t0 (start of the first bin) and t0_iso"}}},
+    "Whoami": {"type": "object", "required": ["anonymous", "subject", "roles", "expires"],
+               "properties": {
+                   "anonymous": {"type": "boolean", "description": "True when no token was sent"},
+                   "subject": {"type": ["string", "null"], "description": "The token's subject"},
+                   "roles": {"type": "array", "items": {"type": "string"}},
+                   "issued": {"type": ["string", "null"], "description": "ISO 8601 UTC"},
+                   "expires": {"type": ["string", "null"], "description": "ISO 8601 UTC"},
+                   "expires_in_s": {"type": ["integer", "null"],
+                                    "description": "Seconds of validity left"}}},
     "OdaReply": {"type": "object", "description": "ODA dispatcher reply (see the README)",
                  "properties": {"query_status": {"type": "string"},
                                 "exit_status": {"type": "object"},
@@ -162,8 +171,9 @@ def document(base: str) -> dict[str, Any]:
         "/q/{instrument}/{product}": {"get": {
             "summary": "Reproducible link: submit the query given by the query string; a "
                        "browser gets the web form opened on the query and its results (HTML; "
-                       "400 with each problem next to its field), a program the job "
-                       "(Accept: application/json)",
+                       "400 with each problem next to its field; 403 saying only that the data "
+                       "are not available, the page then retrying with its token), a program "
+                       "the job (Accept: application/json)",
             "parameters": [INSTRUMENT, PRODUCT, TOKEN],
             "responses": {**JOB_ANSWERS, **_errors(400, 401, 403, 404)}}},
         "/api/v1/openapi.json": {"get": {"summary": "This document",
@@ -193,6 +203,12 @@ def document(base: str) -> dict[str, Any]:
                          "type": "object"}}}},
                      "responses": {"200": _json({"type": "object"}, "OK"),
                                    **_errors(400, 401, 404, 415)}}},
+        "/api/v1/whoami": {"get": {
+            "summary": "Check the caller's token on the server: its subject, roles and expiry "
+                       "(never the token), or anonymous without one; not cached",
+            "parameters": [TOKEN],
+            "responses": {"200": _json(_ref("Whoami"), "Who the token says the caller is"),
+                          **_errors(401)}}},
         "/api/v1/resolve": {"get": {
             "summary": "Resolve a source name to coordinates",
             "parameters": [_param("name", "query", "Source name, e.g. Crab", required=True)],

@@ -1,6 +1,6 @@
 """The web form's routes: the page itself, its Plotly bundle, and two small JSON helpers.
 
-- `GET /`: the web form (`templates/app.html` + `static/web/*.js`): instrument tabs,
+- `GET /`: the web form (`templates/index.html` + `static/web/*.js`): a token field, instrument tabs,
   observation search, parameter forms generated from the products' JSON Schemas, GTI step,
   live job status, plots, fits, downloads and the reproducible link. The same page answers
   the reproducible links (`dispatcher.links`), opened on the query's results.

@@ -12,7 +12,7 @@ from plugins.hxmt.simulate import simulate_archive
 from plugins.hxmt.skymodel import build_spec
 from tests.hxmt_support import small_archive  # noqa: F401  (fixture)
 
-NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime.now(dt.timezone.utc)
 ANONYMOUS = Identity()
 ADMIN = Identity("ops", frozenset({"admin"}))
 CHEN = Identity("chen.li")

@@ -97,3 +97,61 @@ def test_verify_raises_token_error_not_a_500():
     with pytest.raises(TokenError) as caught:
         TokenAuthority(SECRET.encode()).verify("")
     assert caught.value.status == 401
+
+
+# ---- GET /api/v1/whoami: the token checked on the server, for the web form's token field ----
+def _whoami(client, token=None):
+    return client.get("/api/v1/whoami", headers=bearer(token) if token else {})
+
+
+def test_whoami_tells_the_subject_roles_and_expiry_of_a_valid_token(client):
+    now = time.time()
+    token = mint(PI, ["hxmt-team", "admin"], hours=2, now=now)
+    reply = _whoami(client, token)
+    assert reply.status_code == 200
+    body = reply.get_json()
+    assert body["anonymous"] is False and body["subject"] == PI
+    assert body["roles"] == ["admin", "hxmt-team"]
+    expires = int(now) + 7200
+    assert body["expires"] == time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(expires))
+    assert body["issued"] == time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(int(now)))
+    assert 7100 < body["expires_in_s"] <= 7200
+    # Never the token, and never kept by a cache shared between users.
+    assert token not in reply.get_data(as_text=True)
+    assert reply.headers["Cache-Control"] == "no-store" and "Authorization" in reply.headers["Vary"]
+    # The same answer for the `token` parameter (what oda_api sends).
+    assert client.get("/api/v1/whoami", query_string={"token": token}).get_json() == body
+
+
+def test_whoami_without_a_token_is_anonymous(client):
+    reply = _whoami(client)
+    assert reply.status_code == 200
+    assert reply.get_json() == {"anonymous": True, "subject": None, "roles": [], "issued": None,
+                                "expires": None, "expires_in_s": None}
+
+
+@pytest.mark.parametrize("token, code, fragment", [
+    (mint(PI, now=time.time() - 7200), "token_expired", "expired at"),
+    (jwt.encode({"sub": PI, "exp": time.time() + 60}, "another-secret-of-at-least-32-bytes!"),
+     "invalid_token", "signature does not match"),
+    ("not.a.jwt", "invalid_token", "not a well-formed"),
+], ids=["expired", "other-secret", "garbage"])
+def test_whoami_refuses_an_expired_or_invalid_token_with_401(client, token, code, fragment):
+    reply = _whoami(client, token)
+    assert reply.status_code == 401
+    body = reply.get_json()
+    assert body["code"] == code and fragment in body["error"]
+    assert token not in reply.get_data(as_text=True)
+    assert client.get("/api/v1/whoami", headers={"Authorization": "Basic abc"}).status_code == 401
+
+
+def test_links_and_snippets_of_a_job_submitted_with_a_token_never_hold_it(client):
+    token = mint(PI, hours=1)
+    reply = client.post("/api/v1/jobs?wait=20", json=spectrum(["U1"]), headers=bearer(token))
+    body = reply.get_json()
+    assert reply.status_code in (200, 202) and body["link"].startswith("http://localhost/q/enginetest/")
+    assert token not in reply.get_data(as_text=True)
+    for path in (body["link"].replace("http://localhost", ""), f"/api/v1/jobs/{body['job_id']}/snippet",
+                 f"/api/v1/jobs/{body['job_id']}?report=true"):
+        answer = client.get(path, headers={**bearer(token), "Accept": "application/json"})
+        assert answer.status_code in (200, 202) and token not in answer.get_data(as_text=True), path

@@ -17,7 +17,7 @@ from dataserver import Settings, ogip
 from dispatcher import plotdata
 from plugins.hxmt.catalog import ObservationIndex, normalise_criteria
 from tests.client_instrument import ClientTestInstrument
-from tests.dispatcher_support import INSTRUMENTS, settings_for
+from tests.dispatcher_support import INSTRUMENTS, PI, RELEASE, TEAM_ROLE, mint, settings_for
 from tests.hxmt_support import small_archive  # noqa: F401
 
 STATIC = Path(__file__).resolve().parents[1] / "dispatcher" / "static" / "web"
@@ -261,6 +261,26 @@ def test_link_page_boots_the_form_on_the_query_and_its_job(client):
     boot = json.loads(re.search(r'id="xoda-boot">(.*?)</script>', bad.get_data(as_text=True), re.S)[1])
     assert boot["link"]["params"] == {"index": "9", "RA": "-1"} and boot["link"]["job_id"] is None
     assert sorted(e["parameter"] for e in boot["link"]["errors"]["errors"]) == ["RA", "index"]
+
+
+def test_link_to_proprietary_data_opens_the_form_saying_only_that_they_are_not_available(client):
+    path = "/q/enginesecret/spectrum?units=S1&units=S2&nbins=8"
+    reply = client.get(path, headers={"Accept": "text/html"})
+    assert reply.status_code == 403 and reply.mimetype == "text/html"
+    page = reply.get_data(as_text=True)
+    boot = json.loads(re.search(r'id="xoda-boot">(.*?)</script>', page, re.S)[1])
+    link = boot["link"]
+    assert link["job_id"] is None and link["errors"]["code"] == "forbidden"
+    assert link["params"]["units"] == ["S1", "S2"] and link["params"]["nbins"] == 8
+    assert "Not available to you" in page
+    for hint in (PI, RELEASE, TEAM_ROLE, "spectrum_total"):      # nothing of the data
+        assert hint not in page, hint
+    # Programs get the usual JSON 403; the owner's token opens it.
+    assert client.get(path, headers={"Accept": "application/json"}).status_code == 403
+    owner = client.get(path, headers={"Accept": "text/html", "Authorization": f"Bearer {mint(PI)}"})
+    assert owner.status_code in (200, 202)
+    assert json.loads(re.search(r'id="xoda-boot">(.*?)</script>', owner.get_data(as_text=True), re.S)[1])[
+        "link"]["job_id"] is not None
 
 
 # ---- observation search by name only (the search schema's default radius) -------------------

@@ -10,7 +10,13 @@ import tarfile
 import pytest
 from astropy.io import fits
 
-from tests.web_support import CRAB_EXPOSURES, chromium, web, web_server  # noqa: F401
+# Its asserts are rewritten like a conftest's, being imported here before it is a plugin.
+pytest.register_assert_rewrite("tests.web_support")
+from tests.web_support import CRAB_EXPOSURES  # noqa: E402
+
+# The browser and the live server are session fixtures shared by every browser test module:
+# registered once as a plugin (a fixture imported into two modules would start twice).
+pytest_plugins = ["tests.web_support"]
 
 HE = "hxmt_he"
 
@@ -130,6 +136,8 @@ def test_search_pick_gti_edit_spectrum_fit_download_and_link(web):
     assert _cells(panel.locator("table.files td:first-child")) == outputs
     with page.expect_download() as download:
         panel.locator("table.files a.file", has_text="HE_spec_combined.pha").click()
+    # No token: the plain link (test_web_tokens downloads with one).
+    assert download.value.url == f"{server.url}/api/v1/jobs/{spectrum_job}/products/HE_spec_combined.pha"
     with fits.open(download.value.path()) as hdul:
         assert hdul["SPECTRUM"].header["HDUCLAS1"] == "SPECTRUM" and hdul[0].header["XODAJOB"] == spectrum_job
     with page.expect_download() as download:

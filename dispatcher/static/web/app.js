@@ -1,9 +1,13 @@
-// The web form's entry point: one tab per instrument the server declares (so new plugins
-// appear by themselves), each a workspace built on first use. A reproducible link
-// (/q/<instrument>/<product>?...) boots the page on that instrument, query and job.
+// The web form's entry point: the token field of the header, and one tab per instrument the
+// server declares (so new plugins appear by themselves), each a workspace built on first
+// use. A reproducible link (/q/<instrument>/<product>?...) boots the page on that
+// instrument, query and job. A token set later refreshes what the tabs show (searches, a
+// link the server refused without it).
 
 import {el, clear} from "./dom.js";
 import {getJSON} from "./api.js";
+import {createIdentityPanel} from "./identity.js";
+import {IDENTITY_CHANGED} from "./session.js";
 import {createWorkspace} from "./workspace.js";
 
 async function main() {
@@ -12,6 +16,7 @@ async function main() {
   const tabs = document.getElementById("tabs");
   const panels = document.getElementById("panels");
   const api = boot.api;
+  const identityChecked = createIdentityPanel(document.getElementById("identity"), {api}).check();
   let instruments;
   try {
     instruments = (await getJSON(`${api}/instruments`)).instruments;
@@ -21,6 +26,12 @@ async function main() {
     return;
   }
   const workspaces = new Map();     // instrument name -> Promise of its workspace
+  document.addEventListener(IDENTITY_CHANGED, async () => {
+    for (const pending of workspaces.values()) {
+      const workspace = await pending;
+      if (workspace) workspace.identityChanged();
+    }
+  });
 
   function panelOf(name) {
     return document.getElementById(`panel-${name}`);
@@ -71,6 +82,7 @@ async function main() {
     const workspace = await activate(first);
     if (link && workspace && link.instrument === first) await workspace.openLink(link);
   } finally {
+    await identityChecked;
     document.body.dataset.ready = "true";
   }
 }

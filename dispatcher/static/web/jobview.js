@@ -16,7 +16,8 @@ export function createJobView(root) {
   const counts = el("span", {class: "job-counts"});
   const errorBox = el("div", {class: "job-error", role: "alert", hidden: true});
   const table = el("div", {class: "table-box job-table"});
-  clear(root).append(heading, el("div", {class: "job-bar"}, bar, counts), errorBox, table);
+  const progressRow = el("div", {class: "job-bar"}, bar, counts);
+  clear(root).append(heading, progressRow, errorBox, table);
 
   function renderError(job) {
     errorBox.hidden = !job.error;
@@ -60,14 +61,17 @@ export function createJobView(root) {
   }
 
   return {
+    // A message instead of a job (no job to show: unavailable, or not available to the user).
     showError(message) {
       clear(heading);
       clear(table);
+      progressRow.hidden = true;
       errorBox.hidden = false;
       clear(errorBox).append(message);
     },
     show(job) {
       const progress = job.progress || {};
+      progressRow.hidden = false;
       clear(heading).append(`${job.instrument} / ${job.product}: `,
         el("span", {class: `badge status-${job.status}`, id: "job-status"}, STATUS_TEXT[job.status] || job.status),
         el("small", {class: "muted"}, ` job ${job.job_id.slice(0, 12)}…`));

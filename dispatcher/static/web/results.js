@@ -3,9 +3,12 @@
 // spectrum with the model and band chosen here (the instrument's fit product), drawn as data,
 // folded model and residuals with the table of parameters, errors, statistic and flux;
 // every FITS file and all of them at once; the reproducible link with a copy button.
+// Downloads are plain links, except when the tab has a token: a link cannot send it, so the
+// file is fetched with it and saved from memory under its own name.
 
 import {el, clear, num, bytes} from "./dom.js";
-import {getJSON} from "./api.js";
+import {getJSON, downloadWithToken} from "./api.js";
+import {storedToken} from "./session.js";
 import {buildForm} from "./schema_form.js";
 import {draw, lightcurveFigure, spectrumFigure, fitFigure} from "./plots.js";
 
@@ -128,14 +131,30 @@ export function createResults(root, ctx) {
   }
 
   function downloadList(job, products) {
+    const note = el("p", {class: "download-status", "aria-live": "polite"});
+    // Decided at the click: a token set or forgotten after the list was drawn counts.
+    const withToken = (fallbackName) => (event) => {
+      if (!storedToken()) return;
+      event.preventDefault();
+      const url = event.currentTarget.href;
+      note.classList.remove("failed");
+      note.textContent = `Downloading ${fallbackName}…`;
+      downloadWithToken(url, fallbackName).then((name) => {
+        note.textContent = `Downloaded ${name}.`;
+      }, (error) => {
+        note.classList.add("failed");
+        note.textContent = `The download failed: ${error.message}`;
+      });
+    };
     const rows = products.outputs.map((o) => el("tr", {dataset: {name: o.name}},
-      el("td", {}, el("a", {href: o.url, download: o.name, class: "file"}, o.name)),
+      el("td", {}, el("a", {href: o.url, download: o.name, class: "file", onclick: withToken(o.name)}, o.name)),
       el("td", {}, o.kind), el("td", {}, o.description), el("td", {class: "size"}, bytes(o.size))));
     clear(downloads).append(el("h4", {}, "Files"),
       el("table", {class: "files"}, el("thead", {}, el("tr", {},
         ["File (FITS)", "Kind", "Description", "Size"].map((t) => el("th", {}, t)))), el("tbody", {}, rows)),
-      el("p", {}, el("a", {href: job.urls.archive, class: "button archive", download: ""},
-        "Download all (tar.gz, with job.json and reproduction scripts)")));
+      el("p", {}, el("a", {href: job.urls.archive, class: "button archive", download: "",
+        onclick: withToken(`xoda-${job.instrument}-${job.product}-${job.job_id.slice(0, 12)}.tar.gz`)},
+      "Download all (tar.gz, with job.json and reproduction scripts)")), note);
   }
 
   function linkPanel(job) {

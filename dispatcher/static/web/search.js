@@ -178,5 +178,10 @@ export function createSearch(root, {instrument, api, selection, onPick}) {
       el("code", {class: "picked"}, ids.join(", ")), " ", use, " ", none);
   }
 
-  return {run, form};
+  // Again with the same criteria and page, e.g. when a token shows more (or fewer) rows.
+  function refresh() {
+    if (state.reply) run(state.offset);
+  }
+
+  return {run, refresh, form};
 }

@@ -6,10 +6,12 @@
 //   3. for instruments with a `gti` product (stage 1): check the good time, edit, confirm;
 //   then the job's live status per data unit and step, and 4. the results.
 // Submitting replaces the address with the job's reproducible link, which opens this page
-// on the same query (`openLink`).
+// on the same query (`openLink`). A link to data the server would not show without a token
+// (HTTP 403 to the browser's plain request) is asked for again with the tab's token.
 
 import {el, clear} from "./dom.js";
 import {getJSON, postJSON, followJob} from "./api.js";
+import {notAvailableMessage, storedToken} from "./session.js";
 import {buildForm} from "./schema_form.js";
 import {createSearch} from "./search.js";
 import {createGtiStep} from "./gti.js";
@@ -63,7 +65,8 @@ export async function createWorkspace(root, instrument, {api}) {
   }));
   const names = instrument.products.map((p) => p.name);
   const hasStageOne = schemas.has(STAGE_ONE) && names.length > 1;
-  const state = {values: {}, product: names.find((n) => n !== STAGE_ONE) || names[0], controller: null, pending: 0};
+  const state = {values: {}, product: names.find((n) => n !== STAGE_ONE) || names[0], controller: null, pending: 0,
+    refusedLink: null};
   const selection = selectionOf(schemas);
   const fit = fitOf(schemas);
 
@@ -156,7 +159,7 @@ export async function createWorkspace(root, instrument, {api}) {
     if (row && row.target && form.resolve) form.resolve();
     steps.params.node.scrollIntoView();
   }
-  if (instrument.search) createSearch(steps.search.body, {instrument, api, selection, onPick: pick});
+  const search = instrument.search ? createSearch(steps.search.body, {instrument, api, selection, onPick: pick}) : null;
 
   // ---- step 3, job view, step 4 ------------------------------------------------------------
   const jobView = createJobView(steps.job.body);
@@ -213,6 +216,7 @@ export async function createWorkspace(root, instrument, {api}) {
 
   async function submitAndWatch(product, forms) {
     if (state.controller) state.controller.abort();
+    state.refusedLink = null;
     forms.filter(Boolean).forEach((f) => f.clearErrors());
     let job;
     try {
@@ -260,6 +264,30 @@ export async function createWorkspace(root, instrument, {api}) {
     }
   }
 
+  // The link's query, submitted with the tab's token (the server refused it to the browser's
+  // plain request): the same job, now followed; without a token, or with one that does not
+  // grant the data, the page says they are not available, and nothing more.
+  async function openRefusedLink(link) {
+    state.refusedLink = link;
+    const refused = (message) => {
+      steps.job.node.hidden = false;
+      jobView.showError(message);
+    };
+    if (!storedToken()) return refused(notAvailableMessage());
+    await busy(async () => {
+      let job;
+      try {
+        job = await postJSON(`${api}/jobs`, {instrument: instrument.name, product: link.product, params: link.params});
+      } catch (error) {
+        refused(error.message);
+        return;
+      }
+      state.refusedLink = null;
+      window.history.replaceState(null, "", linkPath(job.link));
+      await watch(job);
+    });
+  }
+
   return {
     // A reproducible link: the form filled with its parameters, and its job followed.
     async openLink(link) {
@@ -267,6 +295,7 @@ export async function createWorkspace(root, instrument, {api}) {
       if (schemas.has(link.product)) state.product = link.product;
       renderChooser();
       renderForm();
+      if (link.errors && link.errors.status === 403) return openRefusedLink(link);
       if (link.errors) form.showErrors(link.errors.errors || [], link.errors.error);
       if (!link.job_id) return;
       await busy(async () => {
@@ -280,6 +309,11 @@ export async function createWorkspace(root, instrument, {api}) {
         }
         await watch(job);
       });
+    },
+    // A token was set: the search may show more rows, a refused link may open now.
+    async identityChanged() {
+      if (search) search.refresh();
+      if (state.refusedLink) await openRefusedLink(state.refusedLink);
     },
   };
 }
