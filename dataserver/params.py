@@ -66,7 +66,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import jsonschema
 
@@ -372,6 +372,7 @@ def iso_utc(value: Any, fmt: str = ISOT, spec: Mapping[str, Any] | None = None) 
     """
     from astropy.time import Time, TimeDelta  # deferred: astropy.time costs ~0.3 s to import
 
+    out_of_range = f"{value!r} is outside the supported range of dates"
     if fmt == ISOT:
         if not isinstance(value, str):
             raise ValueError(f"{value!r} is not an ISO 8601 time (T_format is isot)")
@@ -408,17 +409,26 @@ def iso_utc(value: Any, fmt: str = ISOT, spec: Mapping[str, Any] | None = None) 
         scale = spec.get("scale", "utc")
         unit = spec.get("unit", "d")
         mjdrefi, mjdreff = int(spec.get("mjdrefi", 0)), float(spec.get("mjdreff", 0.0))
-        if unit == "d":
-            whole = math.floor(number)
-            instant = Time(mjdrefi + whole, mjdreff + (number - whole), format="mjd", scale=scale)
-        else:
-            epoch = Time(mjdrefi, mjdreff, format="mjd", scale=scale)
-            instant = epoch + TimeDelta(number * _UNIT_SECONDS[unit], format="sec", scale=scale)
-    iso = instant.utc
-    iso.precision = TIME_PRECISION_DIGITS
-    text = iso.isot
+        try:
+            if unit == "d":
+                whole = math.floor(number)
+                instant = Time(mjdrefi + whole, mjdreff + (number - whole), format="mjd",
+                               scale=scale)
+            else:
+                epoch = Time(mjdrefi, mjdreff, format="mjd", scale=scale)
+                instant = epoch + TimeDelta(number * _UNIT_SECONDS[unit], format="sec",
+                                            scale=scale)
+        except ValueError:
+            # astropy's and ERFA's own words, over several lines: the reason must be one line.
+            raise ValueError(out_of_range) from None
+    try:
+        iso = instant.utc
+        iso.precision = TIME_PRECISION_DIGITS
+        text = iso.isot
+    except ValueError:
+        raise ValueError(out_of_range) from None
     if not _ISO_RE.match(text):
-        raise ValueError(f"{value!r} is outside the supported range of dates")
+        raise ValueError(out_of_range)
     return text
 
 
@@ -466,6 +476,14 @@ def normalise(schema: Mapping[str, Any], values: Mapping[str, Any], *,
             except _Coercion as exc:
                 problems.append(ParameterProblem(name, _pointer(name, *exc.path), exc.reason))
                 continue
+        # JSON bodies (and JSON text in forms) may spell NaN and Infinity; jsonschema's bounds
+        # do not catch NaN, and no content key or job record can hold either.
+        bad = _non_finite(value)
+        if bad is not None:
+            path, number = bad
+            problems.append(ParameterProblem(name, _pointer(name, *path),
+                                             f"{number!r} is not a finite number"))
+            continue
         given[name] = value
 
     result: dict[str, Any] = {}
@@ -513,6 +531,19 @@ def normalise(schema: Mapping[str, Any], values: Mapping[str, Any], *,
     return result
 
 
+def _non_finite(value: Any, path: tuple[Any, ...] = ()) -> tuple[tuple[Any, ...], float] | None:
+    """(path, number) of the first NaN or infinity inside `value`, or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, value)
+    items = value.items() if isinstance(value, dict) else (
+        enumerate(value) if isinstance(value, (list, tuple)) else ())
+    for key, item in items:
+        found = _non_finite(item, (*path, key))
+        if found is not None:
+            return found
+    return None
+
+
 def _convert_times(schema: Mapping[str, Any], result: dict[str, Any], given: Mapping[str, Any],
                    problems: list[ParameterProblem]) -> set[str]:
     """Convert the time parameters in place; return those left unconverted."""
@@ -521,9 +552,15 @@ def _convert_times(schema: Mapping[str, Any], result: dict[str, Any], given: Map
     unconverted: set[str] = set()
     for name, prop in properties.items():
         annotation = prop.get("x-time")
-        if not annotation or name not in result:
+        if not annotation:
             continue
         format_parameter = annotation.get("format_parameter", "T_format")
+        if format_parameter in properties:
+            # Even when no time is given: a format naming nothing must not split one query
+            # into several jobs.
+            reset.add(format_parameter)
+        if name not in result:
+            continue
         formats = _time_formats(schema, format_parameter)
         fmt = result.get(format_parameter, ISOT) if name in given else ISOT
         if fmt not in formats:
@@ -534,8 +571,6 @@ def _convert_times(schema: Mapping[str, Any], result: dict[str, Any], given: Map
             result[name] = iso_utc(result[name], fmt, formats[fmt])
         except ValueError as exc:
             problems.append(ParameterProblem(name, _pointer(name), str(exc)))
-        if format_parameter in properties:
-            reset.add(format_parameter)
     for format_parameter in reset:
         if result.get(format_parameter) in _time_formats(schema, format_parameter):
             result[format_parameter] = ISOT
@@ -568,8 +603,3 @@ def query_pairs(params: Mapping[str, Any]) -> list[tuple[str, str]]:
         else:
             pairs.append((name, _text(value)))
     return pairs
-
-
-def describe(schema: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, Any]]]:
-    """(name, fragment) of each declared parameter, in declaration order."""
-    return schema.get("properties", {}).items()

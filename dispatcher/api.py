@@ -251,7 +251,8 @@ def retry_job(job_id: str):
     return job_response(service, job)
 
 
-def _done_job(job_id: str) -> tuple[Service, Job]:
+def done_job(job_id: str) -> tuple[Service, Job]:
+    """The service and the caller's done job `job_id` (404, 403 or 409 otherwise)."""
     service = _service()
     job = service.job(job_id, service.tokens.identity(request))
     if job.status != "done":
@@ -260,7 +261,8 @@ def _done_job(job_id: str) -> tuple[Service, Job]:
     return service, job
 
 
-def _evicted(service: Service, job: Job) -> ApiError:
+def evicted(service: Service, job: Job) -> ApiError:
+    """Queue a done job whose product left the cache again; the error that says so."""
     service.retry(job)
     return ApiError(409, "a product of this job has left the cache; the job was queued again "
                          "and will restore it", code="job_requeued",
@@ -269,11 +271,11 @@ def _evicted(service: Service, job: Job) -> ApiError:
 
 @bp.get("/jobs/<job_id>/products")
 def products(job_id: str):
-    service, job = _done_job(job_id)
+    service, job = done_job(job_id)
     base = base_url(service)
     served = served_outputs(service, job, base)
     if served is None:
-        raise _evicted(service, job)
+        raise evicted(service, job)
     outputs = [{"name": o["name"], "kind": o["kind"], "description": o["description"],
                 "unit": o["unit"], "step": o["step"], "version": o["version"],
                 "chain": o["chain"], "key": o["key"], "size": f.size, "meta": dict(p.meta),
@@ -286,14 +288,14 @@ def products(job_id: str):
 
 @bp.get("/jobs/<job_id>/products/<name>")
 def product_file(job_id: str, name: str):
-    service, job = _done_job(job_id)
+    service, job = done_job(job_id)
     output = next((o for o in job.outputs if o["name"] == name), None)
     if output is None:
         raise ApiError(404, f"job {job.id} has no output {name!r}; it has: "
                             f"{', '.join(o['name'] for o in job.outputs)}", code="unknown_output")
     served = served_output(service, job, output, base_url(service))
     if served is None:
-        raise _evicted(service, job)
+        raise evicted(service, job)
     _, served_file = served
     response = Response(served_file.chunks(), mimetype="application/fits")
     response.headers["Content-Length"] = str(served_file.size)
@@ -303,11 +305,11 @@ def product_file(job_id: str, name: str):
 
 @bp.get("/jobs/<job_id>/archive")
 def archive(job_id: str):
-    service, job = _done_job(job_id)
+    service, job = done_job(job_id)
     base = base_url(service)
     served = served_outputs(service, job, base)
     if served is None:
-        raise _evicted(service, job)
+        raise evicted(service, job)
     folder = f"xoda-{job.instrument}-{job.product}-{job.id[:12]}"
     record = job_json(service, job)
     extras = {"job.json": json_text(record), "reproduce.py": python_snippet(base, job),

@@ -51,8 +51,12 @@ class JobRunner:
             return
         self._pid = os.getpid()
         self.claimant = f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        self._lock_handle = open(self._lock_path(self.claimant), "a")
+        # Locked before it gets its name: another process scanning the lock files must never
+        # find this one unlocked, take this process for dead and remove it.
+        staged = self._runners_dir / f".{self.claimant}.staged"
+        self._lock_handle = open(staged, "a")
         fcntl.flock(self._lock_handle, fcntl.LOCK_EX)
+        os.replace(staged, self._lock_path(self.claimant))
         self._stopping.clear()
         self._threads = [threading.Thread(target=self._loop, name=f"xoda-job-{i}", daemon=True)
                          for i in range(self._threads_wanted)]

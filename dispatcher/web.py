@@ -24,8 +24,8 @@ from dataserver import __version__
 from dataserver.ogip import OgipFormatError
 from dataserver.params import ISOT, ParameterProblem, iso_utc
 
+from .api import done_job, evicted
 from .errors import ApiError, invalid_parameters
-from .jobstore import Job
 from .plotdata import DEFAULT_POINTS, MAX_POINTS, NoTableView, output_table, unique_response
 from .service import Service
 from .views import base_url
@@ -84,19 +84,10 @@ def _max_points() -> int:
     return value
 
 
-def _done_job(service: Service, job_id: str) -> Job:
-    job = service.job(job_id, service.tokens.identity(request))
-    if job.status != "done":
-        raise ApiError(409, f"the job is {job.status}: its products are available once it is "
-                            "done", code="job_not_done")
-    return job
-
-
 @bp.get("/api/v1/jobs/<job_id>/products/<name>/data")
 def product_data(job_id: str, name: str):
-    service = _service()
     max_points = _max_points()
-    job = _done_job(service, job_id)
+    service, job = done_job(job_id)
     by_name = {o["name"]: o for o in job.outputs}
     output = by_name.get(name)
     if output is None:
@@ -104,10 +95,7 @@ def product_data(job_id: str, name: str):
                             f"{', '.join(by_name)}", code="unknown_output")
     product = service.products.get(output["key"])
     if product is None:
-        service.retry(job)
-        raise ApiError(409, "a product of this job has left the cache; the job was queued again "
-                            "and will restore it", code="job_requeued",
-                       headers={"Retry-After": "1"})
+        raise evicted(service, job)
 
     def lookup(other: str):
         found = by_name.get(other)

@@ -114,6 +114,9 @@ def test_bad_queries_list_every_problem_and_create_nothing(app, client):
     _error(client.post("/api/v1/jobs", json={**spectrum(["U1"]), "extra": 1}), 400)
     _error(client.post("/api/v1/jobs", data="units=U1"), 415, "invalid_body")
     _error(client.post("/api/v1/jobs", data="[1]", content_type="application/json"), 400)
+    body = _error(client.post("/api/v1/jobs", content_type="application/json", data=json.dumps(
+        spectrum(["U1"], threshold=float("nan")))), 400, "invalid_parameters")
+    assert [e["path"] for e in body["errors"]] == ["/threshold"]
     _error(client.post("/api/v1/jobs?wait=-1", json=spectrum(["U1"])), 400)
     _error(client.post("/api/v1/jobs", json=spectrum(["U1" * 10] * 300_000)), 413, "too_large")
     assert client.get("/api/v1/jobs").get_json()["count"] == 0

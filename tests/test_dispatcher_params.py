@@ -121,6 +121,34 @@ def test_orderings_and_bad_formats():
     assert caught.value.problems[0].parameter == "T1"
 
 
+def test_nan_and_infinity_are_refused_by_name_in_json_and_in_text():
+    # json.loads (Flask's request parser) reads NaN and Infinity; jsonschema's bounds let NaN by.
+    with pytest.raises(P.InvalidParameters) as caught:
+        P.normalise(_schema(), {"time_bin": float("nan"), "RA": float("inf"),
+                                "units": ["U1", float("nan")]})
+    assert {(p.parameter, p.path) for p in caught.value.problems} == {
+        ("time_bin", "/time_bin"), ("RA", "/RA"), ("units", "/units/1")}
+    assert all("not a finite number" in p.reason for p in caught.value.problems)
+    with pytest.raises(P.InvalidParameters) as caught:
+        P.normalise(_schema(), {"units": "[NaN]"}, strings=True)
+    assert [p.path for p in caught.value.problems] == ["/units/0"]
+
+
+def test_times_outside_the_calendar_are_one_line_reasons():
+    for value, fmt in ((1e300, "mjd"), (-1e300, "mjd"), (1e18, "hxmt_met")):
+        with pytest.raises(P.InvalidParameters) as caught:
+            P.normalise(_schema(), {"T1": value, "T_format": fmt})
+        (problem,) = caught.value.problems
+        assert problem.parameter == "T1"
+        assert problem.reason == f"{value!r} is outside the supported range of dates"
+
+
+def test_a_format_without_any_time_given_does_not_change_the_query():
+    schema = {"type": "object", "properties": {"T0": P.time(), "T_format": P.time_format()}}
+    assert P.normalise(schema, {"T_format": "mjd"}) == P.normalise(schema, {}) == {
+        "T_format": "isot"}
+
+
 def test_json_values_are_not_coerced_from_text():
     with pytest.raises(P.InvalidParameters) as caught:
         P.normalise(_schema(), {"nbins": "16"})
