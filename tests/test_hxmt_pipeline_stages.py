@@ -6,11 +6,13 @@ from __future__ import annotations
 import io
 from collections import Counter
 
+import numpy as np
 import pytest
 from astropy.io import fits
 
 from dataserver import Engine, Settings
-from tests.hxmt_pipeline_support import (CEN, CRAB_EXPOSURES, hxmt_archive, hxmt_instruments, plan_of)  # noqa: F401
+from tests.hxmt_pipeline_support import (BLANK, CEN, CRAB_EXPOSURES, hxmt_archive, hxmt_engine,  # noqa: F401
+                                         hxmt_instruments, plan_of)
 
 EXPOSURE = CRAB_EXPOSURES[0]
 
@@ -107,3 +109,45 @@ def test_the_dispatcher_refuses_bad_input_and_protects_proprietary_exposures(hxm
     reply = hxmt_client.post("/api/v1/jobs", json={
         "instrument": "hxmt_le", "product": "spectrum", "params": {"exposures": [CEN], "RA": 170.3, "DEC": -60.6}})
     assert reply.status_code == 403
+
+
+def test_le_gticorr_and_background_light_curve_read_the_events_once(hxmt_archive, hxmt_instruments, hxmt_engine,
+                                                                      monkeypatch):
+    """Several blind CCDs and PI ranges (or the small- and large-FOV groups of gticorr) are
+    binned in one pass over the event file, and give the products the engine made."""
+    from dataserver import ogip
+    from plugins.hxmt import pipeline, tasks_gti, tasks_products
+    from plugins.hxmt.archive import Archive
+    from plugins.hxmt.calib import CHUNK_ROWS
+    from plugins.hxmt.fitsio import FitsTable
+    from plugins.hxmt.instrument import payload
+
+    planner = hxmt_instruments["hxmt_le"].planner()
+    chain = planner.chain
+    ref = planner.exposures({"exposures": [BLANK]})[0]
+    stage = chain.stage_one(ref, payload("LE").screening_expression)
+    gtigen = chain.steps.gtigen.node(unit=ref.exp_id, external=ref.external, exposure=ref.relative,
+                                     expression=payload("LE").screening_expression)
+    screened = chain.screen(ref, stage.gti)
+    curve = chain.lightcurve(ref, stage, screened, "small", (106, 1169), 10.0)
+    background = chain.background_lightcurve(ref, stage, curve, screened, "small", (106, 1169))
+    nodes = [stage.calibrated, gtigen, stage.gti, screened, curve, background]
+    result = hxmt_engine.run(nodes)
+    assert result.ok
+    made = {node: result.products[node.key] for node in nodes}
+    exposure = Archive.load_exposure(hxmt_archive.root / ref.relative)
+    event_file = exposure.file("LE-Evt")
+    with FitsTable(event_file, 1) as events:
+        assert events.rows < CHUNK_ROWS                 # one chunk: a pass is one read
+    reads = Counter()
+    original = FitsTable.read
+    monkeypatch.setattr(FitsTable, "read", lambda self, *a, **k: reads.update([self.path]) or original(self, *a, **k))
+    calibrated = made[stage.calibrated].path
+    _, meta = tasks_gti.le_gticorr(exposure, calibrated, made[gtigen].path, made[gtigen].meta, sigma=5.0,
+                                   smooth_s=120.0, band_keV=(10.0, 13.1), edge_trim_s=0.0)
+    assert reads[event_file] == 1 and meta["intervals"] == made[stage.gti].meta["intervals"]
+    live = pipeline.live_table("LE", exposure)
+    hdul, _ = tasks_products.bkgmap_lc("LE", exposure, made[curve].path, calibrated, made[screened].path, live,
+                                       "small", (106, 1169), 64.0)
+    assert reads[event_file] == 2
+    assert np.array_equal(ogip.read_lightcurve(hdul).rate, ogip.read_lightcurve(made[background]).rate)

@@ -7,11 +7,11 @@ import pytest
 
 from plugins.hxmt import gti, gtiexpr
 from plugins.hxmt.calib import CALIBRATED_COLUMNS, EXTNAME, FLAG_BAD_PI, FLAG_CSI, pi_from_channel
-from plugins.hxmt.fitsio import StreamingTableWriter
+from plugins.hxmt.fitsio import ColumnSpec, FitsTable, StreamingTableWriter
 from plugins.hxmt.instrument import payload
 from plugins.hxmt.l1files import EHK_COLUMNS
 from plugins.hxmt.livetime import LiveTable, bin_exposure, exposure_per_detector
-from plugins.hxmt.selection import Selection, detector_spectra
+from plugins.hxmt.selection import Selection, channel_groups, detector_spectra, time_histogram
 
 DEFAULT_HE = "ELV>10&&COR>8&&SAA_FLAG==0&&T_SAA>300&&TN_SAA>300&&ANG_DIST<=0.04"
 
@@ -39,6 +39,12 @@ def test_grammar_precedence_negation_case_and_canonical_text():
                "SAA_FLAG": np.array([0, 1, 0]), "DYE_ELV": np.zeros(3)}
     assert expression.evaluate(columns).tolist() == [True, True, False]
     assert gtiexpr.parse("-1.5e1<ELV", known).evaluate({"ELV": np.array([-20.0, 0.0])}).tolist() == [False, True]
+
+
+def test_a_missing_value_is_bad_time_even_under_negation():
+    expression = gtiexpr.parse("!(SAA_FLAG==1)&&!(ELV<10)", EHK_COLUMNS)
+    columns = {"SAA_FLAG": np.array([0.0, np.nan, 0.0, 1.0]), "ELV": np.array([20.0, 20.0, np.nan, 20.0])}
+    assert expression.evaluate(columns).tolist() == [True, False, False, False]
 
 
 @pytest.mark.parametrize("text, message", [
@@ -117,3 +123,31 @@ def test_detector_spectra_apply_the_selection_while_binning(tmp_path):
     expected = np.zeros((18, 256), int)
     np.add.at(expected, (det[keep], pi[keep]), 1)
     assert np.array_equal(counts, expected)
+
+
+def test_time_histogram_counts_every_group_in_one_pass(tmp_path, monkeypatch):
+    rows = 20_000
+    rng = np.random.default_rng(5)
+    time = np.sort(rng.uniform(0.0, 100.0, rows))
+    pi, det = rng.integers(0, 256, rows), rng.integers(0, 18, rows)
+    flag = np.where(rng.random(rows) < 0.1, FLAG_CSI, 0)
+    calibrated, events = tmp_path / "cal.fits", tmp_path / "evt.fits"
+    with StreamingTableWriter(calibrated, CALIBRATED_COLUMNS, EXTNAME) as writer:
+        writer.write({"PI": pi, "DET_ID": det, "FLAG": flag})
+    with StreamingTableWriter(events, [ColumnSpec("Time", "1D")], "Events") as writer:
+        writer.write({"Time": time})
+    # Detector 16 is not allowed by the screening; rows outside [1000, 19000) are not selected.
+    selection = Selection("P1", "HE", np.array([[1000, 19000]]), [[0.0, 100.0]], tuple(d for d in range(18) if d != 16),
+                          FLAG_CSI, rows)
+    groups = channel_groups(256, [[((0, 1, 16), 10, 99)], [((2,), 0, 9), ((2,), 200, 255), ((16,), 0, 255)]])
+    reads = []
+    original = FitsTable.read
+    monkeypatch.setattr(FitsTable, "read", lambda self, *a, **k: reads.append(self.path) or original(self, *a, **k))
+    counts = time_histogram(calibrated, events, "Time", selection, groups, 10.0, 5.0, 16)
+    assert counts.shape == (2, 16)
+    assert reads.count(events) == 1                       # one chunk, read once for both groups
+    selected = (np.arange(rows) >= 1000) & (np.arange(rows) < 19000) & (flag == 0)
+    first = selected & np.isin(det, (0, 1)) & (pi >= 10) & (pi <= 99)
+    second = selected & (det == 2) & ((pi <= 9) | (pi >= 200))
+    for index, mask in enumerate((first, second)):
+        assert np.array_equal(counts[index], np.histogram(time[mask], bins=10.0 + 5.0 * np.arange(17))[0])

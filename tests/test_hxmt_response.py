@@ -114,3 +114,15 @@ def test_expected_counts_scale_with_area_exposure_and_offset():
     per_bin = intensity.reshape(-1, 64).sum(axis=1)               # midpoint rule, 64 per bin
     direct = np.sum(model.area * per_bin * model.detected_fraction()) * response.solid_angle_sr("ME", [0])[0]
     assert cxb == pytest.approx(direct, rel=1e-6)
+
+
+@pytest.mark.parametrize("payload", ["HE", "ME", "LE"])
+def test_every_product_made_from_the_response_model_is_keyed_on_its_version(payload):
+    """A new response model makes a new RMF; the ARF and the backgrounds (the CXB folded
+    through the response) must not come back from the cache with the old one."""
+    import importlib
+
+    steps = importlib.import_module(f"plugins.hxmt_{payload.lower()}.steps")
+    for task in ("rmfgen", "arfgen", "bkgmap_spec", "bkgmap_lc"):
+        declared = getattr(steps, task).params.get("response_version")
+        assert declared is not None and declared["default"] == response.RESPONSE_VERSION, task

@@ -119,7 +119,11 @@ class Not(Node):
     term: Node
 
     def evaluate(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-        return ~self.term.evaluate(columns)
+        # A NaN comparison is false, so negating it would make a row with a missing value
+        # good time: such rows stay bad, as cfitsio's null values do.
+        defined = np.logical_and.reduce([np.isfinite(np.asarray(columns[name], dtype=float))
+                                         for name in self.term.columns()])
+        return ~self.term.evaluate(columns) & defined
 
     def columns(self) -> set[str]:
         return self.term.columns()

@@ -320,7 +320,3 @@ def parse_file_name(name: str) -> dict[str, Any] | None:
     kind = match.group("kind")
     canonical = next((k for k in FILE_KINDS if k.lower() == kind.lower()), kind)
     return {"id": match.group("id"), "kind": canonical, "version": int(match.group("version"))}
-
-
-def kinds_of(payloads: Iterable[str]) -> list[str]:
-    return [k for k in FILE_KINDS if k.split("-")[0] in payloads or "-" not in k]

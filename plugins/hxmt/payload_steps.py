@@ -28,8 +28,9 @@ from .calib import PicalSummary
 from .instrument import payload as payload_spec
 
 # The same for every payload. bkgmap 2: the CXB's photon flux per response bin comes from
-# `dataserver.spectral_models.integrate_density` (it changed by ~1e-8 relative).
-VERSIONS: Mapping[str, int] = {"pical": 1, "gtigen": 1, "screen": 1, "specgen": 1, "lcgen": 1, "rmfgen": 1,
+# `dataserver.spectral_models.integrate_density` (it changed by ~1e-8 relative). gtigen 2: a
+# row with a missing (NaN) housekeeping value stays bad time under `!`.
+VERSIONS: Mapping[str, int] = {"pical": 1, "gtigen": 2, "screen": 1, "specgen": 1, "lcgen": 1, "rmfgen": 1,
                                "arfgen": 1, "bkgmap_spec": 2, "bkgmap_lc": 2}
 
 Schema = Mapping[str, Mapping[str, Any]]
@@ -115,26 +116,32 @@ def product_steps(payload: str, module: str, screen_params: Schema | None = None
                                               "energies": int(rmf.energ_lo.size),
                                               "response_version": response_version})
 
-    def arfgen(screened, deadtime, exposure: str, detectors: str, ra: float, dec: float, context) -> Output:
+    def arfgen(screened, deadtime, exposure: str, detectors: str, ra: float, dec: float, response_version: int,
+               context) -> Output:
         """Effective area of the selected detectors for a source at (ra, dec) over the good time."""
         source = gti_tasks.exposure_at(context, exposure)
-        return Output(*tasks.arfgen(payload, source, screened.path, P.live_table(payload, source, deadtime), ra, dec,
-                                    detectors))
+        hdul, meta = tasks.arfgen(payload, source, screened.path, P.live_table(payload, source, deadtime), ra, dec,
+                                  detectors)
+        return Output(hdul, {**meta, "response_version": response_version})
 
-    def bkgmap_spec(spectrum, screened, exposure: str, context) -> Output:
+    def bkgmap_spec(spectrum, screened, exposure: str, response_version: int, context) -> Output:
         """Background spectrum: the blind detectors' particle background, plus the CXB."""
-        return Output(*tasks.bkgmap_spec(payload, gti_tasks.exposure_at(context, exposure), spectrum.path,
-                                         screened.path))
+        hdul, meta = tasks.bkgmap_spec(payload, gti_tasks.exposure_at(context, exposure), spectrum.path,
+                                       screened.path)
+        return Output(hdul, {**meta, "response_version": response_version})
 
     def bkgmap_lc(lightcurve, calibrated, screened, deadtime, exposure: str, detectors: str, pi_min: int,
-                  pi_max: int, smooth_s: float, context) -> Output:
+                  pi_max: int, smooth_s: float, response_version: int, context) -> Output:
         """Background light curve on the source light curve's bins (blind detectors + CXB)."""
         source = gti_tasks.exposure_at(context, exposure)
-        return Output(*tasks.bkgmap_lc(payload, source, lightcurve.path, calibrated.path, screened.path,
-                                       P.live_table(payload, source, deadtime), detectors, (pi_min, pi_max),
-                                       smooth_s))
+        hdul, meta = tasks.bkgmap_lc(payload, source, lightcurve.path, calibrated.path, screened.path,
+                                     P.live_table(payload, source, deadtime), detectors, (pi_min, pi_max), smooth_s)
+        return Output(hdul, {**meta, "response_version": response_version})
 
     products = ["calibrated", "screened", "deadtime"]
+    # Like the RMF, the effective area and the backgrounds (the CXB folded through the
+    # response, ME's calibration lines) come from the response model: its version is in their keys.
+    response = {"response_version": P.RESPONSE}
     return ProductSteps(
         gtigen=_declare(payload, module, "gtigen", gtigen, {"exposure": P.EXPOSURE, "expression": P.EXPRESSION}),
         screen=_declare(payload, module, "screen", screen, {
@@ -146,9 +153,9 @@ def product_steps(payload: str, module: str, screen_params: Schema | None = None
             **selection, **pi_range, "binsize": P.BINSIZE, "deadcorr": {"type": "boolean", "default": True},
             "role": P.ROLE}, inputs=products),
         rmfgen=_declare(payload, module, "rmfgen", rmfgen, {"response_version": P.RESPONSE}),
-        arfgen=_declare(payload, module, "arfgen", arfgen, {**selection, "ra": P.RA, "dec": P.DEC},
+        arfgen=_declare(payload, module, "arfgen", arfgen, {**selection, "ra": P.RA, "dec": P.DEC, **response},
                         inputs=["screened", "deadtime"]),
-        bkgmap_spec=_declare(payload, module, "bkgmap_spec", bkgmap_spec, {"exposure": P.EXPOSURE},
+        bkgmap_spec=_declare(payload, module, "bkgmap_spec", bkgmap_spec, {"exposure": P.EXPOSURE, **response},
                              inputs=["spectrum", "screened"]),
         bkgmap_lc=_declare(payload, module, "bkgmap_lc", bkgmap_lc, {
-            **selection, **pi_range, "smooth_s": P.SMOOTH}, inputs=["lightcurve", *products]))
+            **selection, **pi_range, "smooth_s": P.SMOOTH, **response}, inputs=["lightcurve", *products]))

@@ -38,7 +38,7 @@ from scipy.special import ndtr
 from dataserver import spectral_models
 
 from . import materials
-from .instrument import PAYLOAD_SPECS, Payload, payload as payload_spec
+from .instrument import Payload, payload as payload_spec
 
 RESPONSE_VERSION = 1
 
@@ -234,9 +234,3 @@ class PayloadResponse:
         """Expected CXB counts per PI channel in `det_ids` (unocculted sky)."""
         omega = float(np.sum(solid_angle_sr(self.name, det_ids)))
         return self._fold(self.cxb_photon_rates() * omega * exposure)
-
-
-def responses() -> dict[str, PayloadResponse]:
-    """A fresh PayloadResponse for every payload."""
-    return {name: PayloadResponse(name) for name in PAYLOAD_SPECS}
-

@@ -128,16 +128,37 @@ def detector_spectra(calibrated_path: str | Path, selection: Selection, n_detect
     return counts
 
 
+def channel_groups(n_channels: int, groups: Sequence[Sequence[tuple[Sequence[int], int, int]]]) -> np.ndarray:
+    """The (DET_ID, PI) -> group table of `time_histogram`: group g counts, for each of its
+    items (detectors, PI low, PI high), those detectors' events with PI in [low, high]; -1 is
+    no group. Groups must not overlap; at most 127 (int8 keeps the lookups in cache)."""
+    if len(groups) > 127:
+        raise ValueError(f"{len(groups)} groups; at most 127")
+    table = np.full((256, n_channels), -1, dtype=np.int8)
+    for index, items in enumerate(groups):
+        for detectors, low, high in items:
+            table[np.asarray(list(detectors), dtype=np.intp)[:, None], np.arange(int(low), int(high) + 1)] = index
+    return table
+
+
 def time_histogram(calibrated_path: str | Path, event_path: str | Path, time_column: str,
-                   selection: Selection, detectors: Sequence[int], pi_range: tuple[int, int],
-                   edges_start: float, bin_width: float, n_bins: int) -> np.ndarray:
-    """Counts of selected events of `detectors` with PI in `pi_range` (inclusive) in `n_bins`
-    uniform bins starting at `edges_start`."""
-    wanted = np.zeros(256, bool)
-    wanted[sorted(set(selection.detectors) & set(int(d) for d in detectors))] = True
-    low, high = pi_range
+                   selection: Selection, groups: np.ndarray, edges_start: float, bin_width: float,
+                   n_bins: int) -> np.ndarray:
+    """Counts of selected events per group of `groups` (a `channel_groups` table) in `n_bins`
+    uniform bins starting at `edges_start`: shape (groups, n_bins). One pass over the events
+    whatever the number of groups; detectors the screening did not allow count in none."""
+    n_channels = groups.shape[1]
+    # One more column for PI outside the channels (in no group); disallowed detectors in none.
+    lookup = np.full((256, n_channels + 1), -1, dtype=np.int8)
+    lookup[:, :n_channels] = groups
+    allowed = np.zeros(256, bool)
+    allowed[[d for d in selection.detectors if 0 <= d < 256]] = True
+    lookup[~allowed] = -1
+    lookup = lookup.ravel()
+    n_groups = int(groups.max(initial=-1)) + 1
     reject = np.uint32(selection.reject)
-    total = np.zeros(n_bins + 1, dtype=np.int64)       # the last bin collects what falls outside
+    width = n_bins + 1                                     # per group, the last bin collects what falls outside
+    total = np.zeros(max(n_groups, 1) * width, dtype=np.int64)
     with open_calibrated(calibrated_path) as table, FitsTable(event_path, 1) as events:
         check_alignment(table, selection)
         if events.rows != selection.n_rows:
@@ -145,9 +166,17 @@ def time_histogram(calibrated_path: str | Path, event_path: str | Path, time_col
         for start, stop in _chunks(selection):
             word = table.read_records(WORD, start, stop)
             pi = word >> 16
-            keep = wanted[(word >> 8) & 0xFF] & ((word & reject) == 0) & (pi >= low) & (pi <= high)
+            np.minimum(pi, n_channels, out=pi)
+            cell = (word >> 8) & 0xFF
+            cell *= n_channels + 1
+            cell += pi
+            group = lookup[cell]
+            group[(word & reject) != 0] = -1
+            keep = group >= 0
             time = events.read([time_column], start, stop)[time_column][keep]
             index = np.floor((time - edges_start) / bin_width).astype(np.intp)
             index[(index < 0) | (index > n_bins)] = n_bins
+            if n_groups > 1:
+                index += group[keep].astype(np.intp) * width
             total += np.bincount(index, minlength=total.size)
-    return total[:n_bins]
+    return total.reshape(-1, width)[:n_groups, :n_bins]

@@ -19,6 +19,7 @@ from .calib import CHUNK_ROWS, open_calibrated
 from .fitsio import FitsTable
 from .instrument import format_id_list, payload as payload_spec
 from .livetime import ME_DEADTIME_EXTNAME, ME_FPGAS, me_dead_time, me_deadtime_columns, row_grid
+from .selection import Selection, channel_groups, detector_spectra, select_rows, time_histogram
 from .timeconv import TIME_KEYWORDS
 
 STATUS_EXTNAME = "DETSTATUS"
@@ -134,17 +135,16 @@ def _rows_in(intervals, tstart: float, tstop: float, bin_width: float) -> tuple[
     return edges, gtimod.coverage(intervals, edges[:-1], edges[1:])
 
 
-def _counts(calibrated_path, event_path, time_column, intervals, detectors, reject, pi_range, edges):
-    """Counts per bin of `edges` of events of `detectors` with no `reject` flag and PI in range."""
-    from .selection import Selection, time_histogram
-
-    from .selection import select_rows
-
+def _counts(calibrated_path, event_path, time_column, intervals, groups, reject, n_channels, edges) -> np.ndarray:
+    """Counts per bin of `edges` (rows) for each group (detectors, PI low, PI high) of events
+    with no `reject` flag, in one pass over the events."""
     with FitsTable(event_path, 1) as events:
         n_rows = events.rows
         rows = select_rows(events, time_column, intervals)
-    selection = Selection("", "", rows, list(intervals), tuple(detectors), reject, n_rows)
-    return time_histogram(calibrated_path, event_path, time_column, selection, detectors, pi_range,
+    detectors = tuple(sorted({d for members, _, _ in groups for d in members}))
+    selection = Selection("", "", rows, list(intervals), detectors, reject, n_rows)
+    return time_histogram(calibrated_path, event_path, time_column, selection,
+                          channel_groups(n_channels, [[group] for group in groups]),
                           float(edges[0]), float(edges[1] - edges[0]), edges.size - 1)
 
 
@@ -189,7 +189,6 @@ def me_gticorr(exposure: Exposure, calibrated_path, gti_path, gti_meta, deadtime
     band = (max(band[0], 0), min(band[1], spec.pi.nchan - 1))
     counts = np.zeros(spec.n_detectors)
     if intervals:
-        from .selection import Selection, detector_spectra, select_rows
         with FitsTable(event_path, 1) as events:
             rows = select_rows(events, "Time", intervals)
             n_rows = events.rows
@@ -212,8 +211,8 @@ def me_gticorr(exposure: Exposure, calibrated_path, gti_path, gti_meta, deadtime
     flares: list[list[float]] = []
     if intervals and blind:
         edges, covered = _rows_in(intervals, tstart, tstop, flare_bin_s)
-        blind_counts = _counts(calibrated_path, event_path, "Time", intervals, blind, FLAG_BAD_PI,
-                               (0, spec.pi.nchan - 1), edges)
+        blind_counts = _counts(calibrated_path, event_path, "Time", intervals, [(blind, 0, spec.pi.nchan - 1)],
+                               FLAG_BAD_PI, spec.pi.nchan, edges)[0]
         flares = flare_intervals(blind_counts, covered * len(blind), edges, sigma, 15,
                                  0.5 * flare_bin_s * len(blind))
     kept = gtimod.subtract(intervals, flares)
@@ -250,8 +249,8 @@ def le_gticorr(exposure: Exposure, calibrated_path, gti_path, gti_meta, *, sigma
         reject = FLAG_BAD_PI | FLAG_FORCED | FLAG_OFF
         small = list(spec.groups["small"])
         large = list(spec.groups["large"])
-        c_small = _counts(calibrated_path, event_path, "TIME", intervals, small, reject, band, edges)
-        c_large = _counts(calibrated_path, event_path, "TIME", intervals, large, reject, band, edges)
+        c_small, c_large = _counts(calibrated_path, event_path, "TIME", intervals,
+                                   [(small, *band), (large, *band)], reject, spec.pi.nchan, edges)
         kernel = np.ones(max(int(round(smooth_s)), 1))
         exposure_sum = np.convolve(covered, kernel, "same")
         with np.errstate(invalid="ignore", divide="ignore"):

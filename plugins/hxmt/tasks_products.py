@@ -18,7 +18,7 @@ from .calib import FLAG_BAD_PI, FLAG_CALIBRATION, FLAG_CSI, FLAG_FORCED, FLAG_OF
 from .instrument import format_id_list, parse_id_list, payload as payload_spec
 from .livetime import LiveTable, bin_exposure, exposure_per_detector, integrate_rows
 from .rsp import arf_for
-from .selection import Selection, detector_spectra, read_selection, select_rows, time_histogram
+from .selection import Selection, channel_groups, detector_spectra, read_selection, select_rows, time_histogram
 from .tasks_gti import STATUS_EXTNAME, product_cards, span_of
 
 DETECTORS_EXTNAME = "DETECTORS"
@@ -155,8 +155,9 @@ def lcgen(payload: str, exposure: Exposure, calibrated: str | Path, selection_pa
     selection = read_selection(selection_path)
     chosen = selected_detectors(payload, selection, detectors, "light-curve")
     edges = bin_edges(selection.intervals, bin_width)
-    counts = time_histogram(calibrated, exposure.file(f"{payload}-Evt"), TIME_COLUMN[payload], selection, chosen,
-                            pi_range, float(edges[0]), bin_width, edges.size - 1)
+    groups = channel_groups(payload_spec(payload).pi.nchan, [[(chosen, *pi_range)]])
+    counts = time_histogram(calibrated, exposure.file(f"{payload}-Evt"), TIME_COLUMN[payload], selection, groups,
+                            float(edges[0]), bin_width, edges.size - 1)[0]
     good, live_good = bin_exposure(live, selection.intervals, chosen, edges)
     effective = live_good if deadcorr else good
     keep = good > 1e-9
@@ -250,7 +251,7 @@ def _blind_rows(payload: str, exposure: Exposure, calibrated, selection: Selecti
     covered = gtimod.coverage(selection.intervals, edges[:-1], edges[1:])
     event_file = exposure.file(f"{payload}-Evt")
     allowed = set(selection.detectors)
-    counts, exposure_rows = np.zeros(rows.size), np.zeros(rows.size)
+    exposure_rows = np.zeros(rows.size)
     row_live = live.live[live.rows_of(rows)]
     band = slice(pi_range[0], pi_range[1] + 1)
     if payload == "HE":
@@ -265,15 +266,15 @@ def _blind_rows(payload: str, exposure: Exposure, calibrated, selection: Selecti
             runs = list(zip(np.flatnonzero(steps == 1), np.flatnonzero(steps == -1) - 1))
             members.append((det, runs, float(shape[kept].sum())))
         scale = float(bkg.selection_shape(payload, chosen)[band].sum())
-    for det, ranges, recorded_fraction in members:
-        if det not in allowed:
-            continue
-        for pi in ranges:
-            counts += time_histogram(calibrated, event_file, TIME_COLUMN[payload], selection, [det], pi,
-                                     float(edges[0]), 1.0, rows.size)
+    members = [m for m in members if m[0] in allowed]
+    for det, _, recorded_fraction in members:
         exposure_rows += covered * row_live[:, det] * recorded_fraction
     if exposure_rows.sum() <= 0:
         raise ValueError(f"exposure {exposure.exp_id}: the blind detectors have no live time in the good time")
+    # Every blind detector and PI range in one group: one pass over the events.
+    groups = channel_groups(spec.pi.nchan, [[([det], low, high) for det, ranges, _ in members for low, high in ranges]])
+    counts = time_histogram(calibrated, event_file, TIME_COLUMN[payload], selection, groups, float(edges[0]), 1.0,
+                            rows.size)[0]
     kernel = np.ones(max(int(round(smooth_s)), 1))
     c = np.convolve(counts, kernel, "same")
     e = np.convolve(exposure_rows, kernel, "same")
