@@ -340,12 +340,12 @@ def _rows_table(answer: Mapping[str, Any]) -> Table:
     Table: numeric columns with their units, lists kept as objects."""
     rows = answer.get("rows", [])
     described = {c["name"]: c for c in answer.get("columns", [])}
-    names = list(described) or list(dict.fromkeys(k for row in rows for k in row))
-    names += [k for row in rows for k in row if k not in names]
+    # The described columns in their order, then any other key the rows have.
+    names = dict.fromkeys([*described, *(k for row in rows for k in row)])
     table = Table(meta={"total": answer.get("total", len(rows)),
                         "criteria": answer.get("criteria", {}),
                         "instrument": answer.get("instrument")})
-    for name in dict.fromkeys(names):
+    for name in names:
         values = [row.get(name) for row in rows]
         info = described.get(name, {})
         description = info.get("description", "")

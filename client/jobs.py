@@ -89,6 +89,11 @@ class Job:
     @property
     def params(self) -> dict[str, Any]:
         """The normalised parameters (defaults filled, times in ISO UTC)."""
+        if "params" not in self.record:
+            # A handle from `Dispatcher.jobs()` holds the listing's summary, which has none:
+            # without them its products would not know their query (and `fit` would fit
+            # the default one).
+            self.refresh()
         return dict(self.record.get("params") or {})
 
     @property
@@ -186,9 +191,13 @@ class Job:
         if target.is_dir():
             target = target / f"xoda-{self.instrument}-{self.product}-{self.id[:12]}.tar.gz"
         partial = target.with_name(target.name + ".part")
-        with open(partial, "wb") as handle:
-            for chunk in self.dispatcher._transport.download(f"/api/v1/jobs/{self.id}/archive"):
-                handle.write(chunk)
+        try:
+            with open(partial, "wb") as handle:
+                for chunk in self.dispatcher._transport.download(f"/api/v1/jobs/{self.id}/archive"):
+                    handle.write(chunk)
+        except BaseException:
+            partial.unlink(missing_ok=True)      # a download cut short leaves no file behind
+            raise
         partial.replace(target)
         return target
 

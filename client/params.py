@@ -80,7 +80,7 @@ def prepare(schema: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, A
             if "x-time" in fragment:
                 fmt, spec = _time_format(schema, fragment, named)
                 if fmt is None:          # the format itself is invalid: reported under its name
-                    converted[name] = _plain(value, {})
+                    converted[name] = _plain(value)
                     continue
                 converted[name] = _time_value(value, fmt, spec)
                 instants[name] = instant(converted[name], fmt, spec)
@@ -108,12 +108,12 @@ def _declared_name(name: str, properties: Mapping[str, Mapping[str, Any]]) -> st
 
 
 # ---- values --------------------------------------------------------------------------------
-def _plain(value: Any, fragment: Mapping[str, Any]) -> Any:
+def _plain(value: Any) -> Any:
     """numpy scalars and arrays, tuples -> Python values; other values unchanged."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, (np.ndarray, tuple)):
-        return [_plain(v, fragment) for v in list(value)]
+        return [_plain(v) for v in list(value)]
     return value
 
 
@@ -132,7 +132,7 @@ def _convert(value: Any, fragment: Mapping[str, Any], path: tuple[Any, ...] = ()
     if isinstance(value, (list, tuple, np.ndarray)):
         items = fragment.get("items", {}) if "array" in types_of(fragment) else fragment
         return [_convert(v, items, path + (i,)) for i, v in enumerate(list(value))]
-    return _plain(value, fragment)
+    return _plain(value)
 
 
 def _in_unit(quantity: Any, unit: str | None, path: tuple[Any, ...]) -> Any:
@@ -190,7 +190,7 @@ def _time_value(value: Any, fmt: str, spec: Mapping[str, Any]) -> Any:
             raise _Bad(f"a quantity ({value}) is not an ISO 8601 time; give a Time, or set "
                        "the time format to a numeric one")
         return float(value.to_value(u.Unit(spec.get("unit", "d"))))
-    return _plain(value, {})
+    return _plain(value)
 
 
 def instant(value: Any, fmt: str, spec: Mapping[str, Any]) -> Any:

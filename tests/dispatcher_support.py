@@ -127,40 +127,64 @@ class LiveServer:
     def start(self, timeout: float = 60) -> "LiveServer":
         from client.commands.serve import gunicorn_command
 
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(gunicorn_command("127.0.0.1", self.port, self.workers),
-                                        cwd=REPO, env=self.env, stdout=log, stderr=log,
-                                        start_new_session=True)
-        log.close()
+        for _ in range(3):
+            offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+            log = open(self.log_path, "ab")
+            self.process = subprocess.Popen(gunicorn_command("127.0.0.1", self.port, self.workers),
+                                            cwd=REPO, env=self.env, stdout=log, stderr=log,
+                                            start_new_session=True)
+            log.close()
+            if self._serving(offset, timeout):
+                return self
+            # Another process took the port between its choice and gunicorn's bind: choose again.
+            self.port = _free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+        raise RuntimeError(f"no port could be bound: {self._log(offset)[-3000:]}")
+
+    def _log(self, offset: int = 0) -> str:
+        return self.log_path.read_bytes()[offset:].decode(errors="replace")
+
+    def _serving(self, offset: int, timeout: float) -> bool:
+        """True once this server answers; False if its port was in use. It is asked only after
+        its own master says it listens: whatever else holds the port must not answer for it."""
+        listening = f"Listening at: {self.url} ({self.process.pid})"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            text = self._log(offset)
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
+                self.process = None
+                if "Connection in use" in text:
+                    return False
+                raise RuntimeError(f"server exited: {text[-3000:]}")
             try:
-                if requests.get(self.url + "/health", timeout=10).status_code == 200:
-                    return self
+                if listening in text and \
+                        requests.get(self.url + "/health", timeout=10).status_code == 200:
+                    return True
             except requests.RequestException:
                 pass
             time.sleep(0.2)
         self.kill()
-        raise RuntimeError(f"server did not start in {timeout} s: "
-                           f"{self.log_path.read_text()[-3000:]}")
+        raise RuntimeError(f"server did not start in {timeout} s: {self._log(offset)[-3000:]}")
 
     def kill(self) -> None:
         """SIGKILL the whole process group: master, web workers, engine workers."""
         if self.process is not None:
-            os.killpg(self.process.pid, signal.SIGKILL)
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:       # every process of the group has exited
+                pass
             self.process.wait()
             self.process = None
 
     def stop(self) -> None:
+        """SIGTERM (gunicorn stops gracefully), then SIGKILL whatever of the group is left."""
         if self.process is not None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.kill()
-            self.process = None
+                pass
+            self.kill()
 
     def get(self, path: str, **kwargs):
         return self.session.get(self.url + path, timeout=60, **kwargs)

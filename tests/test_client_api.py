@@ -182,7 +182,8 @@ def test_search_and_name_resolution(disp):
         disp.search("clienttest")
 
 
-def test_the_client_works_where_the_server_packages_are_absent(server):  # noqa: F811
+def test_the_client_works_where_the_server_packages_are_absent(server,  # noqa: F811
+                                                             isolated_home):  # noqa: F811
     code = f"""
 import sys
 

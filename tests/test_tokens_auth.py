@@ -28,14 +28,19 @@ def test_mint_and_verify_round_trip():
         authority.mint("x", hours=0)
 
 
+# Parametrised tokens are made at collection, minutes before their test runs: the ones meant to
+# be wrong in another way than expiry stay valid that long.
+A_DAY_LATER = time.time() + 86400
+
+
 @pytest.mark.parametrize("token, fragment", [
     (mint(PI, now=time.time() - 7200), "expired at"),
-    (jwt.encode({"sub": PI, "exp": time.time() + 60}, "another-secret-of-at-least-32-bytes!"),
+    (jwt.encode({"sub": PI, "exp": A_DAY_LATER}, "another-secret-of-at-least-32-bytes!"),
      "signature does not match"),
     ("not.a.jwt", "not a well-formed"),
-    (jwt.encode({"exp": time.time() + 60}, SECRET), "no 'sub' claim"),
+    (jwt.encode({"exp": A_DAY_LATER}, SECRET), "no 'sub' claim"),
     (jwt.encode({"sub": PI}, SECRET), "no 'exp' claim"),
-    (jwt.encode({"sub": PI, "exp": time.time() + 60}, SECRET * 2, algorithm="HS512"),
+    (jwt.encode({"sub": PI, "exp": A_DAY_LATER}, SECRET * 2, algorithm="HS512"),
      "invalid token"),
 ])
 def test_invalid_tokens_are_401_with_a_clear_message(client, token, fragment):
@@ -132,7 +137,7 @@ def test_whoami_without_a_token_is_anonymous(client):
 
 @pytest.mark.parametrize("token, code, fragment", [
     (mint(PI, now=time.time() - 7200), "token_expired", "expired at"),
-    (jwt.encode({"sub": PI, "exp": time.time() + 60}, "another-secret-of-at-least-32-bytes!"),
+    (jwt.encode({"sub": PI, "exp": A_DAY_LATER}, "another-secret-of-at-least-32-bytes!"),
      "invalid_token", "signature does not match"),
     ("not.a.jwt", "invalid_token", "not a well-formed"),
 ], ids=["expired", "other-secret", "garbage"])

@@ -9,6 +9,7 @@ import sys
 from typing import Any, Callable, Mapping, Sequence
 
 from client.cli import EXIT_AUTH, EXIT_BAD_INPUT, EXIT_JOB_FAILED, EXIT_OTHER
+from client.params import types_of
 
 SERVER_HELP = ("The server is --url, else XODA_URL, else http://127.0.0.1:8000. The token is "
                "--token, else XODA_TOKEN, else the first line of ~/.xoda-token (preferred: a "
@@ -79,14 +80,9 @@ def report_errors(command: str, action: Callable[[], int]) -> int:
 
 
 # ---- parameters as options -----------------------------------------------------------------
-def _types(fragment: Mapping[str, Any]) -> list[str]:
-    kind = fragment.get("type")
-    return [] if kind is None else ([kind] if isinstance(kind, str) else list(kind))
-
-
 def converter(fragment: Mapping[str, Any]) -> Callable[[str], Any]:
     """Text -> the value the schema wants (number, integer, boolean, null, JSON object)."""
-    kinds = _types(fragment)
+    kinds = types_of(fragment)
 
     def convert(text: str) -> Any:
         stripped = text.strip()
@@ -124,7 +120,7 @@ def converter(fragment: Mapping[str, Any]) -> Callable[[str], Any]:
 
 
 def _item_fragment(fragment: Mapping[str, Any]) -> Mapping[str, Any]:
-    return fragment.get("items", {}) if "array" in _types(fragment) else fragment
+    return fragment.get("items", {}) if "array" in types_of(fragment) else fragment
 
 
 def _help(info: Any) -> str:
@@ -161,7 +157,7 @@ def add_parameter_options(parser: argparse.ArgumentParser, schema: Mapping[str, 
         item = _item_fragment(fragment)
         kwargs: dict[str, Any] = {"dest": dest, "default": None, "help": _help(info),
                                   "type": converter(item), "metavar": "VALUE"}
-        if "array" in _types(fragment):
+        if "array" in types_of(fragment):
             kwargs["nargs"] = "+"
         if "enum" in item and all(isinstance(v, str) for v in item["enum"]):
             kwargs["choices"] = item["enum"]
@@ -188,7 +184,7 @@ def collect_parameters(args: argparse.Namespace, destinations: Mapping[str, str]
             parser.error(f"-p/--param takes NAME=VALUE (got {item!r})")
         name = name.strip()
         fragment = properties.get(name, {})
-        if "array" in _types(fragment):
+        if "array" in types_of(fragment):
             convert = converter(_item_fragment(fragment))
             values[name] = [convert(v) for v in text.split(",") if v.strip()]
         else:

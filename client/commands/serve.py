@@ -11,6 +11,8 @@ import argparse
 import os
 import sys
 
+from client.cli import EXIT_BAD_INPUT
+
 # Method, path without query string, status, size, duration: no token can reach the log.
 ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 REQUEST_THREADS = 4
@@ -45,6 +47,6 @@ def run(args: argparse.Namespace) -> int:
     workers = args.workers or settings.web_workers
     if workers < 1 or not 0 < port < 65536:
         print("xoda serve: --workers must be >= 1 and --port within 1-65535", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     print(f"xoda is serving at http://{host}:{port}/", flush=True)
     os.execv(sys.executable, gunicorn_command(host, port, workers))

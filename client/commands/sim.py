@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-EXIT_OK, EXIT_OTHER, EXIT_BAD_INPUT = 0, 1, 2
+from client.cli import EXIT_BAD_INPUT, EXIT_OK
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
