@@ -186,17 +186,23 @@ def instr_list():
     return jsonify(sorted(_service().instruments))
 
 
-@bp.get("/api/par-names")
-def par_names():
-    service = _service()
+def _described_products(service) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The request's instrument, all its product types and the ones asked about (the
+    `product_type` argument, else all)."""
     instrument = request.args.get("instrument")
     if not instrument:
         raise ApiError(400, "missing request parameter: instrument", code="missing_parameter")
     products = service.product_types(instrument)
-    names: list[str] = []
     product = request.args.get("product_type")
-    chosen = [service.product_type(instrument, product)] if product else list(products.values())
-    for ptype in chosen:
+    chosen = {product: service.product_type(instrument, product)} if product else products
+    return instrument, products, chosen
+
+
+@bp.get("/api/par-names")
+def par_names():
+    _, _, chosen = _described_products(_service())
+    names: list[str] = []
+    for ptype in chosen.values():
         for name in ptype.schema()["properties"]:
             if name not in names:
                 names.append(name)
@@ -230,13 +236,8 @@ def _oda_parameter(name: str, fragment: Mapping[str, Any], required: bool) -> di
 @bp.get("/api/meta-data")
 def meta_data():
     service = _service()
-    instrument = request.args.get("instrument")
-    if not instrument:
-        raise ApiError(400, "missing request parameter: instrument", code="missing_parameter")
+    instrument, products, chosen = _described_products(service)
     plugin = service.instrument(instrument)
-    products = service.product_types(instrument)
-    product = request.args.get("product_type")
-    chosen = {product: service.product_type(instrument, product)} if product else products
     description: list[Any] = [{"instrumet": plugin.name},
                               {"prod_dict": {name: f"{name}_query" for name in products}}]
     for name, ptype in chosen.items():
