@@ -4,6 +4,7 @@ every request, console error and page error, and saves screenshots under tests/o
 """
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,8 @@ def web_server(tmp_path_factory):
 def chromium():
     if not CHROMIUM.exists():
         reason = f"Chromium is missing ({CHROMIUM}); `make test` installs it (Debian package chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
         print(reason)
         pytest.skip(reason)
     from playwright.sync_api import sync_playwright
