@@ -131,8 +131,9 @@ class Engine:
                 continue
             product = self.store.get(key)
             if product is None:
-                # Evicted or corrupted between its computation and now: one more try.
-                self._compute([n for n in topological([by_key[key]])], {key}, emit)
+                # Evicted or corrupted between its computation and now: one more try. One task
+                # suffices: its worker restores (or recomputes) whatever inputs it needs.
+                self._compute([by_key[key]], {key}, emit)
                 product = self.store.get(key)
             if product is not None:
                 result.products[key] = product

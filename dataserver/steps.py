@@ -65,16 +65,24 @@ class StepContext:
 def _coerce(value: Any, schema: Mapping[str, Any]) -> Any:
     """Normalise a validated value to its declared JSON type (20.0 -> 20 for integers)."""
     kind = schema.get("type")
-    if kind == "integer" and isinstance(value, float):
+    kinds = [kind] if isinstance(kind, str) else list(kind or [])   # also ["number", "null"]
+    if "integer" in kinds and "number" not in kinds and isinstance(value, float):
         return int(value)
-    if kind == "number" and isinstance(value, int) and not isinstance(value, bool):
+    if "number" in kinds and "integer" not in kinds and isinstance(value, int) \
+            and not isinstance(value, bool):
         return float(value)
-    if kind == "array" and isinstance(value, (list, tuple)):
+    if "array" in kinds and isinstance(value, (list, tuple)):
         items = schema.get("items", {})
         return [_coerce(item, items) for item in value]
-    if kind == "object" and isinstance(value, Mapping):
+    if "object" in kinds and isinstance(value, Mapping):
         props = schema.get("properties", {})
-        return {k: _coerce(v, props.get(k, {})) for k, v in value.items()}
+        result = {k: _coerce(v, props.get(k, {})) for k, v in value.items()}
+        # Nested defaults are filled like top-level ones, so that {} and the explicit
+        # defaults are the same parameters (and the same key).
+        for k, sub in props.items():
+            if k not in result and "default" in sub:
+                result[k] = _coerce(sub["default"], sub)
+        return result
     return value
 
 
@@ -116,7 +124,9 @@ class Step:
 
     def _check(self, param: str, value: Any) -> Any:
         try:
-            canonical(value, param)
+            # Plain JSON values from here on: numpy scalars and arrays, and tuples, would
+            # fail jsonschema's type checks or the JSON record and task files.
+            value = canonical(value, param)
         except UnhashableValue as exc:
             raise StepParameterError(self.name, param, exc.reason) from None
         errors = sorted(self._validators[param].iter_errors(value), key=lambda e: list(e.path))

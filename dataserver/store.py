@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 # diskcache row mode for our products: a FITS file plus the JSON record in the value column.
 MODE_PRODUCT = 16
 _STAGING_MAX_AGE_S = 24 * 3600
+_MOVE_ATTEMPTS = 20
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,16 @@ class ProductDisk(diskcache.Disk):
     def store(self, value, read, key=diskcache.core.UNKNOWN):
         if isinstance(value, _Staged):
             filename, full_path = self.filename(key, value)
-            os.makedirs(os.path.dirname(full_path), exist_ok=True)
-            os.replace(value.path, full_path)
+            for attempt in range(_MOVE_ATTEMPTS):
+                os.makedirs(os.path.dirname(full_path), exist_ok=True)
+                try:
+                    os.replace(value.path, full_path)
+                    break
+                except FileNotFoundError:
+                    # diskcache removes a directory when its last file goes (eviction, a
+                    # dropped entry), possibly just after we created it: create it again.
+                    if attempt == _MOVE_ATTEMPTS - 1 or not os.path.exists(value.path):
+                        raise
             return value.size, MODE_PRODUCT, filename, value.record_json
         return super().store(value, read, key=key)
 
@@ -150,7 +159,9 @@ class ProductStore:
             size = entry.path.stat().st_size
             intact = size == record.get("size") and _sha256_file(entry.path) == record.get("sha256")
         except FileNotFoundError:
-            # Evicted or replaced between the index read and the file read.
+            # Evicted or replaced between the index read and the file read (then the row is
+            # gone or new), or removed from outside (then the row is dangling: drop it).
+            self._drop_if_unchanged(key, entry.path)
             self._count("misses")
             return None
         if not intact:
@@ -242,28 +253,59 @@ class ProductStore:
         path.parent.mkdir(exist_ok=True)
         return path
 
+    def _acquire(self, key: str, blocking: bool):
+        """An open lock file of `key` holding its flock, or None if busy and not `blocking`.
+
+        The holder removes the lock file as it releases it (so lock files do not pile up, one
+        per key ever computed). A waiter may then get the flock on a removed file, which
+        excludes nobody: it checks that its file is still the one at the path, else retries.
+        """
+        path = self._lock_path(key)
+        flags = fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB
+        while True:
+            handle = open(path, "a")
+            try:
+                fcntl.flock(handle, flags)
+                try:
+                    current = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+                except FileNotFoundError:
+                    current = False
+            except BlockingIOError:
+                handle.close()
+                return None
+            except BaseException:
+                handle.close()
+                raise
+            if current:
+                return handle
+            handle.close()
+
+    def _release(self, key: str, handle) -> None:
+        try:
+            self._lock_path(key).unlink(missing_ok=True)  # while still holding the flock
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        finally:
+            handle.close()
+
     @contextlib.contextmanager
     def lock(self, key: str) -> Iterator[None]:
         """Exclusive lock on `key` across threads and processes; released if the holder dies."""
-        with open(self._lock_path(key), "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        handle = self._acquire(key, blocking=True)
+        try:
+            yield
+        finally:
+            self._release(key, handle)
 
     @contextlib.contextmanager
     def try_lock(self, key: str) -> Iterator[bool]:
-        with open(self._lock_path(key), "a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        handle = self._acquire(key, blocking=False)
+        if handle is None:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self._release(key, handle)
 
     # ---- statistics ----------------------------------------------------------------------
     def _count(self, name: str, delta: int = 1) -> None:

@@ -97,6 +97,7 @@ class _Runner:
         inputs = self._inputs(key, node)
         staged = self.store.staging_path(key)
         started = time.perf_counter()
+        output = None
         try:
             step = resolve_step(node["module"], node["name"], node["version"])
             params = step.normalise(node["params"])
@@ -121,6 +122,9 @@ class _Runner:
             raise StepFailure(str(exc)) from exc
         finally:
             staged.unlink(missing_ok=True)
+            if output is not None and output.hdul is not None:
+                # It may hold memory-mapped inputs open for this long-lived process.
+                output.hdul.close()
         elapsed = time.perf_counter() - started
         self.store.count_computed()
         self.events.append(event(node, key, "computed", f"computed in {elapsed:.3g} s", elapsed))
@@ -131,14 +135,22 @@ def run_task(task: Mapping[str, Any], context: Mapping[str, Any] | WorkerContext
     """Ensure `task['target']` is in the store; return {'target', 'state', 'events'}."""
     if not isinstance(context, WorkerContext):
         context = WorkerContext(**context)
-    store = open_store(context.cache_dir, context.cache_size_bytes)
-    runner = _Runner(store, task["nodes"], context)
+    events: list[dict[str, Any]] = []
     try:
+        store = open_store(context.cache_dir, context.cache_size_bytes)
+        runner = _Runner(store, task["nodes"], context)
+        events = runner.events
         runner.ensure(task["target"])
         state = "done"
     except StepFailure:
         state = "failed"
-    return {"target": task["target"], "state": state, "events": runner.events}
+    except Exception as exc:  # noqa: BLE001 - the store or the lock failed, not a step
+        # Reported as data like a step failure, but without the text: it names server paths.
+        log.exception("worker error on %s", task["target"])
+        state = "failed"
+        events.append(event(task["nodes"][task["target"]], task["target"], "failed",
+                            f"worker error: {type(exc).__name__} (details are in the worker's log)"))
+    return {"target": task["target"], "state": state, "events": events}
 
 
 def main(argv: list[str]) -> int:

@@ -92,3 +92,26 @@ def test_docker_executor_gives_the_same_results(tmp_path, counters, reference):
         assert labels == []  # every container was removed
     finally:
         engine.close()
+
+
+def test_container_entry_point_reports_an_infrastructure_error_as_a_result(tmp_path):
+    # A worker that cannot even open the store must still write a result (else the docker
+    # executor falls back on the container's log tail, a traceback with server paths).
+    import json
+
+    from dataserver.steps import task_spec
+    from dataserver.worker import main
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    total = ti.plan_nodes(["U1"])[1]
+    task_path, result_path = tmp_path / "t.json", tmp_path / "r.json"
+    task_path.write_text(json.dumps({"task": task_spec(total), "context": WorkerContext(
+        str(blocker / "cache"), 10**9, None).to_dict()}))
+    assert main([str(task_path), str(result_path)]) == 0
+    result = json.loads(result_path.read_text())
+    assert result["state"] == "failed"
+    [event] = result["events"]
+    assert event["key"] == total.key and event["state"] == "failed"
+    assert event["message"].startswith("worker error: NotADirectoryError")
+    assert str(tmp_path) not in event["message"] and "Traceback" not in event["message"]

@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 
-from dataserver import Engine, Settings
+from dataserver import Engine, Settings, step
 from tests import engine_instrument as ti
 from tests.engine_instrument import read_calls
 
@@ -149,3 +149,60 @@ def test_a_killed_worker_fails_only_its_unit_and_leaves_no_entry(engine, counter
     for unit_spectrum in spectra:
         if unit_spectrum.unit != "U2":
             assert engine.store.contains(unit_spectrum.key)
+
+
+class _EvictTargetOnce:
+    """Wraps an executor: counts tasks, and drops the target's product once, just after it
+    was computed (as a concurrent writer's eviction would)."""
+
+    def __init__(self, inner, store, target_key):
+        self.inner, self.store, self.target_key = inner, store, target_key
+        self.parallelism = inner.parallelism
+        self.submitted = []
+
+    def submit(self, task):
+        self.submitted.append(task["target"])
+        future = self.inner.submit(task)
+        if task["target"] == self.target_key and self.submitted.count(self.target_key) == 1:
+            future.result()
+            self.store.delete(self.target_key)
+        return future
+
+    def close(self):
+        self.inner.close()
+
+
+def test_a_target_lost_after_computing_is_recomputed_alone(engine, counters):
+    spectra, total = ti.plan_nodes(UNITS)
+    wrapper = _EvictTargetOnce(engine.executor, engine.store, total.key)
+    engine.executor = wrapper
+    result = engine.run([total])
+    assert result.ok and total.key in result.products
+    assert len(read_calls(counters, "merge")) == 2 and len(read_calls(counters, "calibrate")) == 4
+    # One task per node, plus one more for the lost target: its worker restores the inputs.
+    assert len(wrapper.submitted) == 13 + 1
+
+
+_RETURNED = []
+
+
+@step(version=1, name="test_engine_run.reuse_events", inputs=["events"])
+def reuse_events(events):
+    hdul = events.open()  # a step may hand back an opened (memory-mapped) input
+    hdul[0].header["REUSED"] = True
+    _RETURNED.append(hdul)
+    return hdul
+
+
+def test_the_worker_closes_what_a_step_returns(tmp_path, counters):
+    from dataserver.steps import task_spec
+    from dataserver.worker import WorkerContext, run_task
+
+    _RETURNED.clear()
+    node = reuse_events.node(unit="U1", events=ti.calibrate.node(unit="U1", external={"unit": "U1"}))
+    context = WorkerContext(str(tmp_path / "cache"), 10**9, None)
+    assert run_task(task_spec(node), context)["state"] == "done"
+    [hdul] = _RETURNED
+    # An open memory map would hold a file descriptor (and an evicted file's space) for the
+    # worker's lifetime, a few hundred tasks.
+    assert hdul._file is None or hdul._file.closed

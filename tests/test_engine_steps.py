@@ -92,3 +92,50 @@ def test_a_step_must_return_products():
     with pytest.raises(TypeError, match="HDUList"):
         bad.run({}, {}, context=None)
     assert isinstance(lcgen.run({}, {"binsize": 1.0, "detectors": [1], "mode": "full"}, None), Output)
+
+
+def test_numpy_scalars_arrays_and_tuples_are_accepted_as_plain_values():
+    import json
+
+    import numpy as np
+
+    plain = lcgen.normalise({"detectors": [1, 2], "binsize": 2.5})
+    for given in ({"detectors": [np.int64(1), np.uint8(2)], "binsize": np.float32(2.5)},
+                  {"detectors": (1, 2), "binsize": np.float64(2.5)},
+                  {"detectors": np.array([1, 2]), "binsize": 2.5}):
+        params = lcgen.normalise(given)
+        assert params == plain
+        # The worker stores params in the product's JSON record and ships them as JSON.
+        assert json.loads(json.dumps(params)) == plain
+        assert type(params["binsize"]) is float and all(type(d) is int for d in params["detectors"])
+    with pytest.raises(StepParameterError, match="detectors"):
+        lcgen.normalise({"detectors": [np.True_]})
+
+
+@step(version=1, params={"window": {"type": "object", "properties": {
+    "width": {"type": "number", "default": 1.0},
+    "shape": {"type": "string", "enum": ["box", "hann"], "default": "box"},
+}, "additionalProperties": False, "default": {}}})
+def smooth(window):
+    return fits.HDUList([fits.PrimaryHDU()])
+
+
+def test_nested_defaults_are_filled_so_equivalent_parameters_share_a_key():
+    explicit = smooth.node(window={"width": 1, "shape": "box"})
+    assert smooth.node(window={}).key == explicit.key
+    assert smooth.node().key == explicit.key
+    assert smooth.node(window={"width": 1.0}).params == {"window": {"width": 1.0, "shape": "box"}}
+    assert smooth.node(window={"width": 2}).key != explicit.key
+
+
+@step(version=1, params={"cut": {"type": ["number", "null"], "default": None},
+                         "count": {"type": ["integer", "null"], "default": None}})
+def optional_cut(cut, count):
+    return fits.HDUList([fits.PrimaryHDU()])
+
+
+def test_optional_numbers_keep_their_declared_type():
+    params = optional_cut.normalise({"cut": 2, "count": 3.0})
+    assert params == {"cut": 2.0, "count": 3}
+    assert type(params["cut"]) is float and type(params["count"]) is int
+    assert optional_cut.normalise({})["cut"] is None

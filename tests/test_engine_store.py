@@ -51,7 +51,8 @@ def test_corrupt_or_missing_file_is_dropped_never_served(store, damage):
     else:
         path.unlink()
     assert store.get(key) is None
-    assert not store.contains(key) or damage == "delete"
+    assert not store.contains(key)  # a missing file leaves no entry claiming it is cached
+    assert store.stats()["entries"] == 0
     if damage != "delete":
         assert store.stats()["corrupt"] == 1
 
@@ -144,3 +145,62 @@ def test_statistics_count_hits_and_misses(store):
     assert (stats["hits"], stats["misses"], stats["entries"]) == (2, 1, 1)
     store.reset_stats()
     assert store.stats()["hits"] == 0
+
+
+def test_lock_files_are_removed_when_released(store):
+    keys = [content_key(f"lock {i}") for i in range(20)]
+    for key in keys:
+        with store.lock(key):
+            pass
+        with store.try_lock(key) as acquired:
+            assert acquired
+        store.put_hdul(key, _hdul(10), {"step": "s", "version": 1})
+        store.discard_staging(key)
+    assert [p for p in (store.directory / "locks").rglob("*") if p.is_file()] == []
+
+
+def _count_under_lock(directory, key, counter_path, rounds, barrier):
+    store = ProductStore(directory, 10**9)
+    barrier.wait()
+    for _ in range(rounds):
+        with store.lock(key):
+            value = int(counter_path.read_text())
+            counter_path.write_text(str(value + 1))
+
+
+def test_lock_excludes_while_lock_files_come_and_go(tmp_path):
+    # Removing a lock file on release must not let a waiter that opened the old file and a
+    # newcomer that created a new one hold the lock at the same time.
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(4)
+    key, counter_path = content_key("contended"), tmp_path / "counter"
+    counter_path.write_text("0")
+    procs = [ctx.Process(target=_count_under_lock,
+                         args=(tmp_path / "c", key, counter_path, 300, barrier)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert counter_path.read_text() == "1200"
+
+
+def test_a_write_survives_a_concurrent_removal_of_its_directory(store, monkeypatch):
+    # diskcache removes a product's directory when its last file goes (eviction, a dropped
+    # entry); another writer may have just created that directory for a new product.
+    real_makedirs, removed, depth = os.makedirs, [], []
+
+    def makedirs_then_lose_it(path, *args, **kwargs):
+        depth.append(path)  # os.makedirs calls itself for missing parents
+        try:
+            real_makedirs(path, *args, **kwargs)
+        finally:
+            depth.pop()
+        if "products" in str(path) and not removed and not depth:
+            removed.append(path)
+            os.removedirs(path)
+
+    monkeypatch.setattr(os, "makedirs", makedirs_then_lose_it)
+    key = content_key("racy directory")
+    product = store.put_hdul(key, _hdul(), {"step": "s", "version": 1})
+    assert removed and store.get(key).path == product.path

@@ -79,11 +79,14 @@ class DockerExecutor:
             code = status.get("StatusCode")
             if result_path.exists():
                 return json.loads(result_path.read_text())
-            tail = container.logs(tail=5).decode(errors="replace").strip()
+            # The log's tail (often a traceback with server paths) is for the operator only.
+            tail = container.logs(tail=20).decode(errors="replace").strip()
             reason = ("was killed (exit code 137)" if code == 137 else f"exited with code {code}")
+            log.error("worker container for %s %s; its log ends with:\n%s", task["target"],
+                      reason, tail)
             open_store(self._context.cache_dir, self._context.cache_size_bytes).discard_staging(task["target"])
             return failure_result(task, f"worker container {reason} before finishing; "
-                                        f"nothing was stored for this step. {tail}".strip())
+                                        "nothing was stored for this step")
         except Exception as exc:  # noqa: BLE001 - docker API errors become task failures
             log.error("docker task %s failed: %s", task["target"], exc)
             return failure_result(task, f"docker executor error: {type(exc).__name__}: {exc}")
