@@ -103,6 +103,8 @@ def test_search_pick_gti_edit_spectrum_fit_download_and_link(web):
     intervals = panel.locator(f"#{HE}-gti-gti_intervals").input_value().split()
     start, stop = float(intervals[0]), float(intervals[1])
     assert len(intervals) == 2 and stop > start
+    # Step 2's form shows the edit too: its buttons must not run the old screening.
+    assert panel.locator(f"#{HE}-params-gti_intervals").input_value().split() == intervals
     panel.locator("button.recheck-gti").click()
     browser.wait_idle(HE)
     edited = [o["meta"] for o in _products(server, _job_of(browser))["outputs"] if o["kind"] == "gti"]
@@ -191,6 +193,44 @@ def test_search_pick_gti_edit_spectrum_fit_download_and_link(web):
     assert other.locator("input[value=spectral_fit]").is_checked()
     again.shot("07-link-fresh-page")
     again.assert_self_contained()
+
+
+def test_screening_edited_in_step_3_runs_the_product_chosen_there_and_back_returns(web):
+    """Opened on a stage-1 link, the edited expression goes to the product picked in step 3
+    (not step 2's), and Back shows the stage-1 job again."""
+    server = web.server
+    gti_job = _submit_gti(server)
+    gti_link = server.get(f"/api/v1/jobs/{gti_job}").json()["link"]
+    browser = web()
+    browser.page.goto(gti_link)
+    browser.page.wait_for_selector("body[data-ready=true]")
+    browser.wait_idle(HE)
+    panel = browser.panel(HE)
+    assert panel.locator("input[value=gti]").is_checked()
+    expression = "ELV>10&&SAA_FLAG==0"
+    panel.locator(f"#{HE}-gti-gti_expression").fill(expression)
+    panel.locator("select.stage2-product").select_option("lightcurve")
+    panel.locator("button.confirm-gti").click()
+    browser.wait_idle(HE)
+    job = server.get(f"/api/v1/jobs/{_job_of(browser)}").json()
+    assert job["product"] == "lightcurve" and job["params"]["gti_expression"] == expression
+    assert panel.locator("input[value=lightcurve]").is_checked()
+    assert panel.locator(f"#{HE}-params-gti_expression").input_value() == expression
+    assert browser.page.url == job["link"]
+    # The page reloads on the link Back goes to: wait for that document's stage-1 job.
+    browser.page.go_back()
+    browser.page.wait_for_function(f"() => document.querySelector('#panel-{HE}')?.dataset.job === '{gti_job}'")
+    assert browser.page.url == gti_link
+    browser.wait_idle(HE)
+    assert panel.locator("input[value=gti]").is_checked() and panel.locator("table.gti").is_visible()
+    browser.assert_self_contained()
+
+
+def _submit_gti(server) -> str:
+    reply = server.post("/api/v1/jobs", json={"instrument": HE, "product": "gti",
+                                              "params": {"exposures": [CRAB_EXPOSURES[1]]}})
+    assert reply.status_code in (200, 201, 202), reply.text
+    return reply.json()["job_id"]
 
 
 def test_lightcurve_plot_has_source_background_and_net_with_errors(web):
@@ -335,4 +375,11 @@ def test_tabs_come_from_the_server_and_the_search_table_sorts_and_pages(web):
     panel.locator("#hxmt_me-search-run").click()
     panel.locator(".status-line", has_text="1 observation;").wait_for()
     assert _column(panel, "target") == ["Blank field 1"]
-    browser.assert_self_contained()
+    # Picked: a target the name resolver does not know keeps the pointing, with no error.
+    panel.locator("table.results input.pick-row").check()
+    panel.locator("button.use-picks").click()
+    panel.locator("[data-param=src_name] .format-hint", has_text="not resolved").wait_for()
+    assert panel.locator("[data-param=src_name] .field-error").inner_text() == ""
+    ra = web.server.get("/api/v1/instruments/hxmt_me/search", params={"start": "2018-01-01"}).json()["rows"][0]["ra"]
+    assert float(panel.locator("#hxmt_me-params-RA").input_value()) == ra
+    browser.assert_self_contained(expected_console_errors=1)

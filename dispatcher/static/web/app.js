@@ -33,11 +33,20 @@ async function main() {
     }
   });
 
+  // The address each tab showed last (its job's link, or /#<instrument>), so that the address
+  // bar always belongs to the visible tab: reloading it, or sharing it, opens that tab.
+  const addresses = new Map();
+  let visible = null;
+  // Back and Forward move between the jobs' links (workspace.js pushes one per query): the
+  // page is reopened on the address the browser went to.
+  window.addEventListener("popstate", () => window.location.reload());
+
   function panelOf(name) {
     return document.getElementById(`panel-${name}`);
   }
 
   async function activate(name) {
+    visible = name;
     for (const button of tabs.querySelectorAll("[role=tab]")) {
       const selected = button.dataset.instrument === name;
       button.setAttribute("aria-selected", String(selected));
@@ -62,7 +71,10 @@ async function main() {
       "aria-controls": `panel-${instrument.name}`, dataset: {instrument: instrument.name},
       title: instrument.description || instrument.name}, instrument.title || instrument.name);
     button.addEventListener("click", () => {
-      if (!boot.link) window.history.replaceState(null, "", `#${instrument.name}`);
+      if (visible !== instrument.name) {
+        if (visible) addresses.set(visible, window.location.pathname + window.location.search + window.location.hash);
+        window.history.replaceState(null, "", addresses.get(instrument.name) || `/#${instrument.name}`);
+      }
       activate(instrument.name);
     });
     tabs.append(button);

@@ -279,7 +279,9 @@ export function buildForm(container, schema, values, options = {}) {
   if (source && ra && dec && options.api) {
     const button = el("button", {type: "button", class: "resolve"}, "Resolve");
     source.control.append(button);
-    button.addEventListener("click", async () => {
+    // `quiet`: RA/DEC are already filled (e.g. from a picked observation's pointing), so a
+    // name the resolver does not know (a blank field, a new transient) is not an error.
+    const resolve = async (quiet = false) => {
       const name = source.input.value.trim();
       button.disabled = true;
       try {
@@ -291,6 +293,10 @@ export function buildForm(container, schema, values, options = {}) {
         source.hint.textContent = `→ ${found.name}: RA ${found.ra}, Dec ${found.dec} (${found.origin})`;
         if (options.onChange) ["src_name", ra.name, dec.name].forEach(options.onChange);
       } catch (error) {
+        if (quiet && error.status === 404) {
+          source.hint.textContent = `(not resolved: RA ${ra.input.value}, Dec ${dec.input.value} kept)`;
+          return;
+        }
         const suggestions = (error.body && error.body.suggestions) || [];
         source.row.classList.add("invalid");
         source.error.textContent = error.message + (suggestions.length && !error.message.includes(suggestions[0]) ?
@@ -298,8 +304,9 @@ export function buildForm(container, schema, values, options = {}) {
       } finally {
         button.disabled = false;
       }
-    });
-    api.resolve = () => button.click();
+    };
+    button.addEventListener("click", () => resolve());
+    api.resolve = resolve;
   }
   return api;
 }

@@ -5,9 +5,10 @@
 //   2. choose a product and its reduction parameters (a form generated from its schema);
 //   3. for instruments with a `gti` product (stage 1): check the good time, edit, confirm;
 //   then the job's live status per data unit and step, and 4. the results.
-// Submitting replaces the address with the job's reproducible link, which opens this page
-// on the same query (`openLink`). A link to data the server would not show without a token
-// (HTTP 403 to the browser's plain request) is asked for again with the tab's token.
+// Submitting puts the job's reproducible link in the address bar (a new history entry), which
+// opens this page on the same query (`openLink`). A link to data the server would not show
+// without a token (HTTP 403 to the browser's plain request) is asked for again with the
+// tab's token.
 
 import {el, clear} from "./dom.js";
 import {getJSON, postJSON, followJob} from "./api.js";
@@ -87,6 +88,19 @@ export async function createWorkspace(root, instrument, {api}) {
       else state.values[name] = values[name];
     }
   }
+  // Values edited in one form (step 2, the GTI editor, the fit panel) shown in the others
+  // that have the field: each form's buttons read their own fields, so a stale copy would
+  // undo the edit (e.g. the screening confirmed in step 3 for another product than step 2's).
+  function share(values, fieldNames, source) {
+    update(values, fieldNames);
+    for (const other of [form, gti && gti.form]) {
+      if (!other || other === source) continue;
+      for (const name of fieldNames) {
+        const field = other.fields.get(name);
+        if (field) other.set(name, state.values[name] !== undefined ? state.values[name] : field.prop.default);
+      }
+    }
+  }
   const paramsOf = (product) => Object.fromEntries(Object.keys(schemas.get(product).schema.properties)
     .filter((name) => state.values[name] !== undefined).map((name) => [name, state.values[name]]));
 
@@ -115,7 +129,7 @@ export async function createWorkspace(root, instrument, {api}) {
     form = buildForm(formBox, product.schema, state.values, {
       idPrefix: `${instrument.name}-params`, api,
       timesUrl: `${api}/instruments/${instrument.name}/products/${state.product}/times`,
-      onChange: (name) => update(form.read().values, [name]),
+      onChange: (name) => share(form.read().values, [name], form),
       onSubmit: () => primary.click(),
     });
     const run = (target, forms) => {
@@ -156,7 +170,8 @@ export async function createWorkspace(root, instrument, {api}) {
       state.values[times[1]] = rows.map((r) => r.stop).sort().at(-1);
     }
     renderForm();
-    if (row && row.target && form.resolve) form.resolve();
+    // RA/DEC are the pointing's already: an uncatalogued target (a blank field) is no error.
+    if (row && row.target && form.resolve) form.resolve(row.ra !== undefined);
     steps.params.node.scrollIntoView();
   }
   const search = instrument.search ? createSearch(steps.search.body, {instrument, api, selection, onPick: pick}) : null;
@@ -165,7 +180,7 @@ export async function createWorkspace(root, instrument, {api}) {
   const jobView = createJobView(steps.job.body);
   const gti = hasStageOne ? createGtiStep(steps.gti.body, {
     api, instrument: instrument.name, gtiSchema: schemas.get(STAGE_ONE).schema,
-    values: () => state.values, update,
+    values: () => state.values, update: (values, fieldNames) => share(values, fieldNames, gti.form),
     recheck: () => submit(STAGE_ONE, [gti.form, form]),
     confirm: (product) => {
       if (product !== state.product) selectProduct(product);
@@ -175,7 +190,7 @@ export async function createWorkspace(root, instrument, {api}) {
     defaultStage2: () => (state.product !== STAGE_ONE ? state.product : names.find((n) => n !== STAGE_ONE)),
   }) : null;
   const results = createResults(steps.results.body, {
-    api, instrument: instrument.name, values: () => state.values, update,
+    api, instrument: instrument.name, values: () => state.values, update: (values, fieldNames) => share(values, fieldNames),
     fitProduct: () => fit,
     runFit: (fitForm) => submit(fit.name, [fitForm, form]),
   });
@@ -225,7 +240,11 @@ export async function createWorkspace(root, instrument, {api}) {
       report(error, forms);
       return;
     }
-    window.history.replaceState(null, "", linkPath(job.link));
+    // A new history entry per query, so that Back returns to the previous step's job (the
+    // page reloads the link the browser goes back to: app.js).
+    const address = linkPath(job.link);
+    const again = address === window.location.pathname + window.location.search;
+    window.history[again ? "replaceState" : "pushState"](null, "", address);
     await watch(job);
   }
 
