@@ -278,7 +278,8 @@ class Fit(Product):
 
     @property
     def parameters(self) -> dict[str, dict[str, Any]]:
-        """name -> {value, error_lower, error_upper, sigma, unit} (None where undefined)."""
+        """name -> {value, error_lower, error_upper, sigma, limit, unit} (None where
+        undefined; limit "lower"/"upper" when the best value is on that hard limit)."""
         if self.meta.get("parameters"):
             return {p["name"]: {k: v for k, v in p.items() if k != "name"}
                     for p in self.meta["parameters"]}
@@ -286,6 +287,7 @@ class Fit(Product):
         return {str(row["PARAMETER"]).strip(): {
             "value": float(row["VALUE"]), "error_lower": _finite(row["ERR_LOW"]),
             "error_upper": _finite(row["ERR_HIGH"]), "sigma": _finite(row["SIGMA"]),
+            "limit": (str(row["LIMIT"]).strip() or None) if "LIMIT" in table.names else None,
             "unit": str(row["UNIT"]).strip()} for row in table}
 
     @property
@@ -342,7 +344,14 @@ class Fit(Product):
             lower, upper = p.get("error_lower"), p.get("error_upper")
             interval = (f" {lower:+.3g} / {upper:+.3g}" if lower is not None and upper is not None
                         else (f" +- {p['sigma']:.3g}" if p.get("sigma") is not None else ""))
-            lines.append(f"  {name} = {p['value']:.5g}{interval}{unit}")
+            pegged = ""
+            if p.get("limit"):
+                # The data bound it on one side only: that side's 1-sigma bound.
+                side = lower if p["limit"] == "upper" else upper
+                bound = (f"; 1-sigma {'lower' if p['limit'] == 'upper' else 'upper'} bound "
+                         f"{p['value'] + side:.3g}" if side is not None else "")
+                pegged = f" (at its {p['limit']} limit{bound})"
+            lines.append(f"  {name} = {p['value']:.5g}{interval}{unit}{pegged}")
         flux = self.flux
         if flux.get("value") is not None:
             error = f" +- {flux['error']:.3g}" if flux.get("error") is not None else ""

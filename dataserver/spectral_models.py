@@ -72,6 +72,14 @@ class ParamSpec:
     maximum: float
     description: str
 
+    def limit_reached(self, value: float) -> str | None:
+        """"lower" or "upper" when `value` sits on that hard limit (where an optimiser stops
+        a parameter the data do not constrain, e.g. a cut-off beyond the band), else None."""
+        for side, bound in (("lower", self.minimum), ("upper", self.maximum)):
+            if abs(value - bound) <= 1e-4 * abs(bound) + 1e-8:
+                return side
+        return None
+
 
 @dataclass(frozen=True)
 class SpectralModel:

@@ -4,11 +4,13 @@ spectrum through the real ISGRI response."""
 from __future__ import annotations
 
 import dataclasses
+import io
 
 import numpy as np
 import pytest
 from astropy.io import fits
 
+from client.products import Fit
 from dataserver import ogip, spectral_models as sm
 from dataserver.fitting import fit_spectrum
 from tests import fitting_simulation as sim
@@ -231,3 +233,27 @@ def test_a_wrong_model_gets_a_bad_goodness():
     assert wrong.goodness["p_value"] < 1e-6 and wrong.goodness["z"] > 5
     assert right.goodness["p_value"] > 1e-3
     assert np.max(np.abs(wrong.plot.residual)) > 4 > np.max(np.abs(right.plot.residual))
+
+
+def test_a_cutoff_beyond_the_data_is_reported_on_its_limit_not_with_a_zero_error():
+    """A pure power law fitted with a cut-off: the cut-off runs to its hard limit (1e6 keV).
+    It is flagged there, with no covariance error and a one-sided interval (a lower limit);
+    the other parameters keep real errors, conditional on the cut-off held there."""
+    spectrum, rmf, arf = _source("he", "powerlaw", CRAB, 500.0, seed=3)
+    result = fit_spectrum(spectrum, rmf, arf, model="cutoffpl", emin=30, emax=250)
+    cutoff = result.parameter("HighECut")
+    assert cutoff.limit == "upper" and cutoff.sigma is None and cutoff.error_upper is None
+    assert 250 < cutoff.value + cutoff.error_lower < cutoff.value        # the lower limit
+    for name in ("PhoIndex", "norm"):
+        assert result.parameter(name).limit is None and result.parameter(name).sigma > 0
+    _within(result, CRAB)
+    assert result.flux.error > 0
+    table = result.to_hdulist()["FIT"].data
+    assert list(table["LIMIT"]) == ["", "upper", ""] and np.isnan(table["SIGMA"][1])
+    assert [p["limit"] for p in result.to_meta()["parameters"]] == [None, "upper", None]
+    # The client reads the flag from the FITS file and says it.
+    buffer = io.BytesIO()
+    result.to_hdulist().writeto(buffer)
+    served = Fit({"name": "HE_fit.fits", "kind": "fit"}, buffer.getvalue())
+    assert served.parameters["HighECut"]["limit"] == "upper"
+    assert "HighECut = 1e+06 keV (at its upper limit; 1-sigma lower bound" in served.summary()

@@ -192,6 +192,16 @@ def test_search_pick_gti_edit_spectrum_fit_download_and_link(web):
     assert other.locator(f"#{HE}-params-model").input_value() == "powerlaw"
     assert other.locator("input[value=spectral_fit]").is_checked()
     again.shot("07-link-fresh-page")
+    # A cut-off the simulated power law does not have runs to its limit: the table says so
+    # rather than showing a covariance error of 0.
+    other.locator(f"#{HE}-fit-model").select_option("cutoffpl")
+    other.locator("button.run-fit").click()
+    again.wait_idle(HE)
+    cutoff_fit = next(o for o in _products(server, _job_of(again))["outputs"] if o["kind"] == "fit")["meta"]
+    cutoff = next(p for p in cutoff_fit["parameters"] if p["name"] == "HighECut")
+    assert cutoff["limit"] == "upper" and cutoff["sigma"] is None
+    assert other.locator("table.fit-table tr[data-parameter=HighECut] td.sigma").inner_text() == "at upper limit"
+    assert float(other.locator("table.fit-table tr[data-parameter=PhoIndex] td.sigma").inner_text()) > 0
     again.assert_self_contained()
 
 

@@ -151,7 +151,7 @@ def _sherpa_stat(bins: statistics.BinData):
 def _fit_sherpa(data: FitData, model: str, absorbed: bool,
                 start: Mapping[str, float]) -> BackendResult:
     from sherpa.astro.instrument import Response1D
-    from sherpa.estmethods import Confidence, Covariance
+    from sherpa.estmethods import Confidence
     from sherpa.fit import Fit
     from sherpa.optmethods import LevMar, NelderMead
     from sherpa.utils.logging import SherpaVerbosity
@@ -169,13 +169,7 @@ def _fit_sherpa(data: FitData, model: str, absorbed: bool,
             fit.method = method
             fit.fit()
         # Errors are wanted for poor fits too; the goodness of fit reports how poor.
-        fit.estmethod = Covariance()
-        fit.estmethod.config["max_rstat"] = np.inf
-        try:
-            covariance = np.asarray(fit.est_errors().extra_output, float)
-        except Exception as exc:  # noqa: BLE001 - a singular matrix only loses the errors
-            log.warning("covariance failed: %s", exc)
-            covariance = None
+        covariance = _sherpa_covariance(fit, source, model, absorbed)
         fit.estmethod = Confidence()
         fit.estmethod.config.update({"sigma": 1.0, "parallel": False, "max_rstat": np.inf})
         intervals = fit.est_errors()
@@ -188,6 +182,34 @@ def _fit_sherpa(data: FitData, model: str, absorbed: bool,
     values = {p.name: float(p.val) for p in source.pars}
     return BackendResult(values=values, statistic=float(fit.calc_stat()), lower=lower,
                          upper=upper, covariance=covariance, backend="sherpa")
+
+
+def _sherpa_covariance(fit, source, model: str, absorbed: bool) -> np.ndarray | None:
+    """Covariance of all parameters, those stopped on a hard limit held there: sherpa's
+    matrix with such a parameter free is zero throughout. Their rows and columns are zero,
+    so errors propagated from it (the flux's) are conditional on them."""
+    from sherpa.estmethods import Covariance
+
+    specs = {s.name: s for s in spectral_models.parameter_specs(model, absorbed)}
+    free = [i for i, par in enumerate(source.pars) if specs[par.name].limit_reached(par.val) is None]
+    if not free:
+        return None
+    pegged = [par for i, par in enumerate(source.pars) if i not in free]
+    fit.estmethod = Covariance()
+    fit.estmethod.config["max_rstat"] = np.inf
+    for par in pegged:
+        par.freeze()
+    try:
+        found = np.asarray(fit.est_errors().extra_output, float)
+    except Exception as exc:  # noqa: BLE001 - a singular matrix only loses the errors
+        log.warning("covariance failed: %s", exc)
+        return None
+    finally:
+        for par in pegged:
+            par.thaw()
+    covariance = np.zeros((len(source.pars), len(source.pars)))
+    covariance[np.ix_(free, free)] = found
+    return covariance
 
 
 # ---- pyxspec (used only when importable; not available on the development machine) ------

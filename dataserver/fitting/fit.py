@@ -59,11 +59,18 @@ def fit_spectrum(spectrum: Spectrum, rmf: Rmf, arf: Arf | None = None,
     if not np.isclose(stat_value, found.statistic, rtol=1e-4, atol=1e-4):
         log.warning("%s reports statistic %g, xoda computes %g at the same parameters",
                     found.backend, found.statistic, stat_value)
-    sigmas = (np.sqrt(np.clip(np.diag(found.covariance), 0, None))
-              if found.covariance is not None else [None] * len(specs))
-    parameters = [ParameterResult(s.name, s.unit, values[s.name], found.lower[s.name],
-                                  found.upper[s.name], None if sig is None else float(sig))
-                  for s, sig in zip(specs, sigmas)]
+    variances = (np.diag(found.covariance) if found.covariance is not None
+                 else [None] * len(specs))
+    parameters = []
+    for spec, variance in zip(specs, variances):
+        limit = spec.limit_reached(values[spec.name])
+        # A parameter on a hard limit has no covariance error (its curvature there means
+        # nothing); a zero or negative variance is a failed estimate, not a perfect one.
+        sigma = (float(np.sqrt(variance)) if limit is None and variance is not None
+                 and np.isfinite(variance) and variance > 0 else None)
+        parameters.append(ParameterResult(spec.name, spec.unit, values[spec.name],
+                                          found.lower[spec.name], found.upper[spec.name],
+                                          sigma, limit))
     channels, plot = _tables(data, model, values, plot_min_snr)
     return FitResult(
         model=model, absorbed=absorbed, statistic=data.statistic, backend=found.backend,

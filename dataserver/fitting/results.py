@@ -14,8 +14,10 @@ from ..ogip.keywords import CREATOR, ObsKeywords, set_cards
 @dataclass
 class ParameterResult:
     """A fitted parameter: best value, 1-sigma confidence interval (error_lower <= 0 <=
-    error_upper; None where the interval reached a hard limit or was not found) and the
-    1-sigma error from the covariance matrix."""
+    error_upper; None where the interval reached a hard limit or was not found), the
+    1-sigma error from the covariance matrix, and `limit` ("lower"/"upper") when the best
+    value sits on that hard limit: the data constrain the parameter on one side only, and
+    the other side of its interval is a one-sided 1-sigma limit."""
 
     name: str
     unit: str
@@ -23,6 +25,7 @@ class ParameterResult:
     error_lower: float | None
     error_upper: float | None
     sigma: float | None
+    limit: str | None = None
 
     @property
     def error(self) -> float | None:
@@ -113,7 +116,7 @@ class FitResult:
             "backend": self.backend, "error_method": self.error_method,
             "parameters": [{"name": p.name, "unit": p.unit, "value": p.value,
                             "error_lower": p.error_lower, "error_upper": p.error_upper,
-                            "sigma": p.sigma} for p in self.parameters],
+                            "sigma": p.sigma, "limit": p.limit} for p in self.parameters],
             "stat": self.stat, "dof": self.dof, "bins": self.n_bins, "goodness": self.goodness,
             "flux": vars(self.flux), "fit_band": list(self.fit_band), "exposure": self.exposure,
             "object": self.obs.object, "telescope": self.obs.telescop,
@@ -137,6 +140,8 @@ class FitResult:
             fits.Column(name="ERR_HIGH", format="D",
                         array=[_nan(p.error_upper) for p in self.parameters]),
             fits.Column(name="SIGMA", format="D", array=[_nan(p.sigma) for p in self.parameters]),
+            # "lower"/"upper": the best value is on that hard limit of the parameter.
+            fits.Column(name="LIMIT", format="5A", array=[p.limit or "" for p in self.parameters]),
         ], name="FIT")
         good = self.goodness
         set_cards(table.header, [

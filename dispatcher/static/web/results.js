@@ -31,7 +31,8 @@ export function fitTable(meta) {
   const rows = (meta.parameters || []).map((p) => el("tr", {dataset: {parameter: p.name}},
     el("th", {}, p.name), el("td", {class: "value"}, num(p.value, 6)),
     el("td", {class: "error-lower"}, num(p.error_lower, 3)), el("td", {class: "error-upper"}, num(p.error_upper, 3)),
-    el("td", {class: "sigma"}, num(p.sigma, 3)), el("td", {}, p.unit || "")));
+    // On a hard limit the covariance error means nothing: say so instead of a number.
+    el("td", {class: "sigma"}, p.limit ? `at ${p.limit} limit` : num(p.sigma, 3)), el("td", {}, p.unit || "")));
   const good = meta.goodness || {};
   const goodness = [good.method, good.reduced !== undefined ? `reduced χ² ${num(good.reduced, 4)}` : null,
     good.z !== undefined ? `z = ${num(good.z, 3)}` : null,
