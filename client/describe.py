@@ -164,7 +164,8 @@ class ProductDescription:
         head = f"{self.instrument} / {self.name}: {self.title}"
         body = textwrap.fill(" ".join(self.description.split()), 100, initial_indent="  ",
                              subsequent_indent="  ") if self.description else ""
-        return "\n".join(filter(None, [head, body, "", parameters_text(self.parameters)]))
+        # A blank line between the head and the table (filter would drop an empty string).
+        return "\n".join([*filter(None, [head, body]), "", parameters_text(self.parameters)])
 
     def __repr__(self) -> str:
         return str(self)

@@ -362,8 +362,12 @@ def _rows_table(answer: Mapping[str, Any]) -> Table:
         elif present and all(isinstance(v, bool) for v in present):
             column = MaskedColumn([bool(v) for v in values], name=name,
                                   mask=[v is None for v in values], description=description)
+        elif any(v is None for v in values):
+            # Masked, not "": a missing value (e.g. the public date of data public from the
+            # start) must stay missing, as --json and `row[name] is masked` show.
+            column = MaskedColumn(["" if v is None else str(v) for v in values], name=name,
+                                  mask=[v is None for v in values], description=description)
         else:
-            column = Column(["" if v is None else str(v) for v in values], name=name,
-                            description=description)
+            column = Column([str(v) for v in values], name=name, description=description)
         table.add_column(column)
     return table

@@ -111,7 +111,19 @@ class Job:
 
     @property
     def error(self) -> dict[str, Any] | None:
+        self._complete_failed_record()
         return self.record.get("error")
+
+    def failure(self) -> JobFailed:
+        """The JobFailed of a failed job, with the server's message, unit and step."""
+        self._complete_failed_record()
+        return JobFailed.from_job(self.record)
+
+    def _complete_failed_record(self) -> None:
+        if self.failed and "error" not in self.record:
+            # A handle from `Dispatcher.jobs()` holds the listing's summary, which says that
+            # the job failed but not why: without the full record the failure has no message.
+            self.refresh()
 
     @property
     def complete(self) -> bool:
@@ -167,7 +179,7 @@ class Job:
         still running after `timeout` seconds (it goes on on the server)."""
         wait_all([self], timeout=timeout, progress=progress)
         if self.failed:
-            raise JobFailed.from_job(self.record)
+            raise self.failure()
         return self
 
     def result(self, timeout: float | None = None,
@@ -279,7 +291,7 @@ def gather(jobs: Iterable[Job], *, timeout: float | None = None,
     results: list[ProductCollection | JobFailed] = []
     for job in jobs:
         if job.failed:
-            failure = JobFailed.from_job(job.record)
+            failure = job.failure()
             if not return_exceptions:
                 raise failure
             results.append(failure)

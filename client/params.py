@@ -131,6 +131,10 @@ def _convert(value: Any, fragment: Mapping[str, Any], path: tuple[Any, ...] = ()
         return number.tolist() if isinstance(number, np.ndarray) else float(number)
     if isinstance(value, (list, tuple, np.ndarray)):
         items = fragment.get("items", {}) if "array" in types_of(fragment) else fragment
+        if fragment.get("unit") and not items.get("unit"):
+            # The unit is declared on the array (e.g. gti_intervals: [[start, stop], ...] in
+            # s): it holds for its items at every depth.
+            items = {**items, "unit": fragment["unit"]}
         return [_convert(v, items, path + (i,)) for i, v in enumerate(list(value))]
     return _plain(value)
 

@@ -72,9 +72,18 @@ def _moment(time: float, header: fits.Header) -> str:
 
 
 # ---- light curves and GTIs -----------------------------------------------------------------
+def _mjdref(header: fits.Header) -> tuple[float, float] | None:
+    if "MJDREFI" in header:
+        return float(header["MJDREFI"]), float(header.get("MJDREFF", 0.0))
+    if "MJDREF" in header:
+        return float(header["MJDREF"]), 0.0
+    return None
+
+
 def plot_lightcurves(ax: Any, curves: Sequence[tuple[Table, fits.Header, str | None]],
-                     **kwargs: Any) -> Any:
-    """Rates with error bars against time since the earliest start."""
+                     gtis: Sequence[tuple[Table, fits.Header]] = (), **kwargs: Any) -> Any:
+    """Rates with error bars against time since the earliest start; the good-time intervals
+    of `gtis` shaded behind them (those on the curves' time reference)."""
     from .products import column_name
 
     ax = _axes(ax)
@@ -94,11 +103,20 @@ def plot_lightcurves(ax: Any, curves: Sequence[tuple[Table, fits.Header, str | N
         options = {"fmt": ".", "ms": 3, "elinewidth": 0.6, "label": label, **kwargs}
         ax.errorbar(time, rate, yerr=error, **options)
     table, header, _ = curves[0]
+    shaded = False
+    for gti, gti_header in gtis:
+        # Times of another reference (or none) cannot be placed on this axis.
+        if _mjdref(gti_header) != _mjdref(header) or not {"START", "STOP"} <= set(gti.colnames):
+            continue
+        for start, stop in zip(np.asarray(gti["START"], float), np.asarray(gti["STOP"], float)):
+            ax.axvspan(start - origin, stop - origin, color="tab:green", alpha=0.15, lw=0,
+                       label=None if shaded else "good time")
+            shaded = True
     time_unit = table[column_name(table, "TIME")].unit or str(header.get("TIMEUNIT", "s"))
     ax.set_xlabel(f"Time since {_moment(origin, header)} [{time_unit}]")
     ax.set_ylabel(_unit_label(table, column_name(table, "RATE", "COUNTS", "FLUX")))
     ax.set_title(_title(header) or "Light curve")
-    if any(label for _, _, label in curves) and len(curves) > 1:
+    if (any(label for _, _, label in curves) and len(curves) > 1) or shaded:
         ax.legend(fontsize="small")
     return ax
 
@@ -335,8 +353,11 @@ def plot_collection(collection: "ProductCollection", figsize: tuple[float, float
             item.plot(target.add_subplot(), response=collection._optional("rmf"),
                       background=collection._optional("background"))
         elif kind == "lightcurve":
+            # Stage 1 (a `gti` product) gives the raw curves to judge the good time by: draw
+            # the intervals over them.
             plot_lightcurves(target.add_subplot(), [(c.data, c.hdu.header, c.unit or c.name)
-                                                    for c in item])
+                                                    for c in item],
+                             gtis=[(g.data, g.hdu.header) for g in collection.of_kind("gti")])
         elif kind == "image":
             item.plot(target.add_subplot(projection=item.wcs),
                       catalog=collection._optional("catalog"))

@@ -142,6 +142,7 @@ def test_no_wait_then_jobs_lists_shows_and_fetches(server, tmp_path, counters): 
         (counters / "fail-J9").unlink()
     assert waited.returncode == 4 and "unit J9, step engine_instrument.calibrate" in waited.stdout
     assert "failed" in waited.stdout.splitlines()[0]
+    assert ".fits" not in waited.stdout          # no file names of a job that made none
     retried = run_xoda(["jobs", failed_id, "--retry", "--wait", "-q"], url=server.url, cwd=tmp_path)
     assert retried.returncode == 0 and ", done" in retried.stdout
     missing = run_xoda(["jobs", "ffffffffff"], url=server.url, cwd=tmp_path)
@@ -188,6 +189,11 @@ def test_token_commands_still_work_with_the_new_main(tmp_path, capsys, monkeypat
     ({"type": "integer"}, "7", 7), ({"type": "number"}, "2.5", 2.5),
     ({"type": ["number", "null"]}, "null", None), ({"type": "boolean"}, "yes", True),
     ({"type": ["string", "number"], "x-time": {}}, "58119.5", "58119.5"),
-    ({"type": "object"}, '{"a": 1}', {"a": 1}), ({"type": "string"}, "Crab", "Crab")])
+    ({"type": "object"}, '{"a": 1}', {"a": 1}), ({"type": "string"}, "Crab", "Crab"),
+    # One value of an array of intervals: "START,STOP" or JSON.
+    ({"type": "array", "items": {"type": "number"}}, "1.5,2", [1.5, 2.0]),
+    ({"type": "array", "items": {"type": "number"}}, "[1.5, 2]", [1.5, 2]),
+    ({"type": ["string", "number"]}, "178419722", 178419722.0),
+    ({"type": ["string", "number"]}, "2018-01-01", "2018-01-01")])
 def test_option_values_are_read_as_the_schema_types(fragment, text, value):
     assert converter(fragment)(text) == value

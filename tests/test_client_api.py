@@ -39,6 +39,7 @@ def test_discovery_lists_instruments_products_and_describes_parameters(disp):
     description = disp.describe("clienttest", "lightcurve")
     text = str(description)
     assert text.startswith("clienttest / lightcurve: Light curve")
+    assert "\n\n  Parameter " in text        # the table stands apart from the description
     for fragment in ("E1_keV", "keV", "[10, 400]", "> E1_keV", "isot, mjd, test_met",
                      "(0.01, 3600]", "format given by T_format"):
         assert fragment in text
@@ -90,6 +91,11 @@ def test_get_product_converts_astropy_values_and_returns_astropy_objects(disp, t
     axes = figure.axes
     assert len(axes) == 1 and axes[0].get_ylabel() == "RATE [ct / s]"
     assert axes[0].get_xlabel() == "Time since 2018-01-01T00:05:00 UTC [s]"
+    # The collection's good-time intervals are shaded behind its curves, on the same axis.
+    assert "good time" in [t.get_text() for t in axes[0].get_legend().texts]
+    spans = sorted((p.get_x(), p.get_x() + p.get_width()) for p in axes[0].patches)
+    assert sum(b - a for a, b in spans) == pytest.approx(gti.exposure.to_value(u.s))
+    assert spans[0][0] == pytest.approx(0.0, abs=1e-3)     # the first good second is T1
 
 
 def test_link_reproduces_the_query_and_snippet_runs_the_promised_call(disp, server):  # noqa: F811

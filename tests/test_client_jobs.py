@@ -192,6 +192,25 @@ def test_a_job_picked_from_the_listing_knows_its_query(disp):
     assert picked.params == products.params and picked.params["nbins"] == 8
 
 
+def test_a_failed_job_picked_from_the_listing_says_why(disp, counters):
+    (counters / "fail-L1").write_text("")
+    try:
+        with pytest.raises(JobFailed) as direct:
+            disp.get_product("enginetest", "spectrum", units=["L1"])
+    finally:
+        (counters / "fail-L1").unlink()
+    listed = next(j for j in disp.jobs(status="failed") if j.id == direct.value.job_id)
+    assert listed.failed and listed.error["failures"][0]["unit"] == "L1"
+    for picked in (next(j for j in disp.jobs(status="failed") if j.id == listed.id), listed):
+        with pytest.raises(JobFailed) as caught:
+            picked.result()
+        assert (caught.value.unit, caught.value.step) == ("L1", "engine_instrument.calibrate")
+        assert "injected failure" in str(caught.value)
+    again = next(j for j in disp.jobs(status="failed") if j.id == listed.id)
+    failure = gather([again], return_exceptions=True)[0]
+    assert isinstance(failure, JobFailed) and failure.unit == "L1"
+
+
 def test_download_archive_takes_the_servers_name_and_leaves_nothing_when_cut_short(
         disp, tmp_path, monkeypatch):
     out = tmp_path / "out"

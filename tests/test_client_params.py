@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import astropy.units as u
+import numpy as np
 import pytest
 from astropy.coordinates import Angle
 from astropy.time import Time
@@ -107,6 +108,28 @@ def test_required_missing_and_wrong_kinds_of_values():
     assert "not an ISO 8601 time" in reasons["T1"]
     with pytest.raises(ValidationError, match="given twice"):
         prepare(SCHEMA, {"E1": 30, "E1_keV": 30, "units": ["A"]})
+
+
+def test_a_unit_declared_on_an_array_holds_for_its_nested_items():
+    schema = {"properties": {"gti_intervals": {
+        "type": "array", "unit": "s", "default": [],
+        "items": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}}}}
+    sent = prepare(schema, {"gti_intervals": [[100.0, 200.0] * u.s, [0.3 * u.ks, 400 * u.s]]})
+    assert sent == {"gti_intervals": [[100.0, 200.0], [300.0, 400.0]]}
+    assert prepare(schema, {"gti_intervals": [[1, 2]] * u.ks}) == {"gti_intervals": [[1000.0, 2000.0]]}
+    with pytest.raises(ValidationError, match="gti_intervals/0: is in keV, which cannot be "
+                                              "converted to s"):
+        prepare(schema, {"gti_intervals": [[1, 2] * u.keV]})
+
+
+def test_missing_values_of_a_search_answer_stay_missing():
+    from client.dispatcher import _rows_table
+
+    table = _rows_table({"total": 2, "columns": [{"name": "obs_id"}, {"name": "public_date"}],
+                         "rows": [{"obs_id": "P1", "public_date": None},
+                                  {"obs_id": "P2", "public_date": "2030-01-01"}]})
+    assert table["public_date"][0] is np.ma.masked and table["public_date"][1] == "2030-01-01"
+    assert list(table["obs_id"]) == ["P1", "P2"]
 
 
 def test_http_errors_become_typed_exceptions_carrying_the_server_words():

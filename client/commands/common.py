@@ -90,6 +90,16 @@ def converter(fragment: Mapping[str, Any]) -> Callable[[str], Any]:
             return None
         if "x-time" in fragment:
             return stripped              # read by the client in the query's time format
+        if "array" in kinds:
+            # One option value that is itself an array (e.g. a [start, stop] interval of
+            # an array of intervals): JSON, or its items separated by commas.
+            if stripped.startswith("["):
+                try:
+                    return json.loads(stripped)
+                except ValueError:
+                    raise argparse.ArgumentTypeError(f"{text!r} is not a JSON array") from None
+            item = converter(fragment.get("items", {}))
+            return [item(part) for part in stripped.split(",") if part.strip()]
         if "integer" in kinds:
             try:
                 return int(stripped)
@@ -136,6 +146,8 @@ def _help(info: Any) -> str:
         details.append("required")
     if info.allowed:
         details.append(info.allowed)
+    if "array" in types_of(_item_fragment(info.fragment)):
+        details.append("each VALUE as A,B or as JSON [A, B]")
     text = parts[0] + (f" ({'; '.join(details)})" if details else "")
     return text.replace("%", "%%")
 
@@ -184,14 +196,14 @@ def collect_parameters(args: argparse.Namespace, destinations: Mapping[str, str]
             parser.error(f"-p/--param takes NAME=VALUE (got {item!r})")
         name = name.strip()
         fragment = properties.get(name, {})
-        if "array" in types_of(fragment):
-            convert = converter(_item_fragment(fragment))
-            values[name] = [convert(v) for v in text.split(",") if v.strip()]
-        else:
-            try:
+        try:
+            if "array" in types_of(fragment):
+                # NAME=A,B,C or a JSON array (needed for arrays of arrays).
+                values[name] = converter(fragment)(text)
+            else:
                 values[name] = converter(fragment)(text) if fragment else text
-            except argparse.ArgumentTypeError as exc:
-                parser.error(f"-p {name}: {exc}")
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"-p {name}: {exc}")
     return values
 
 

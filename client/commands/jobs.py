@@ -108,6 +108,8 @@ def _show(job) -> None:
         for failure in job.error.get("failures") or []:
             print(f"    unit {failure.get('unit')}, step {failure.get('step')}: "
                   f"{failure.get('message')}")
-    for output in job.record.get("outputs") or []:
+    # A job that is not done has no files yet (a failed one never will): listing the names
+    # it would have made would suggest they can be fetched.
+    for output in (job.record.get("outputs") or []) if job.done else []:
         print(f"  {output['name']}  [{output['kind']}] {output.get('description', '')}")
     print(f"  link: {job.link}")

@@ -17,7 +17,7 @@ import numpy as np
 from client.cli import EXIT_BAD_INPUT, EXIT_OK
 from client.commands.common import (EXIT_HELP, SERVER_HELP, add_generic_parameter_option,
                                     add_parameter_options, collect_parameters, connect,
-                                    print_json, report_errors, server_options,
+                                    converter, print_json, report_errors, server_options,
                                     undeclared_parameters)
 
 FROM_NAMES = ("start", "T1", "from", "begin", "tstart")
@@ -111,7 +111,12 @@ def _search(args: argparse.Namespace) -> int:
             if value is not None and target is None:
                 unknown.append(option)
             elif value is not None:
-                criteria[target] = value
+                # Read as the criterion's own option would be (HXMT's start/end also take
+                # MET seconds, a number).
+                try:
+                    criteria[target] = converter(properties[target])(value)
+                except argparse.ArgumentTypeError as exc:
+                    parser.error(f"{option}: {exc}")
         if unknown:
             if args.instrument:
                 print(f"xoda search: {name} has no search criterion {', '.join(unknown)} "

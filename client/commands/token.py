@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               "the ROLES, become visible to its holder until it expires.")
     mint.add_argument("--subject", required=True,
                       help="who the token is for (e.g. the e-mail or id a PI is known by)")
-    mint.add_argument("--roles", default="", help="comma-separated roles, e.g. hxmt-team,admin")
+    mint.add_argument("--roles", default="", help="comma-separated roles, matched exactly by the data's "
+                      "granting roles (HXMT: hxmt_team, admin)")
     mint.add_argument("--hours", type=float,
                       help="lifetime in hours (default: XODA_TOKEN_LIFETIME_H)")
     mint.set_defaults(func=run_mint)
