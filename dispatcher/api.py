@@ -28,6 +28,13 @@ def _service() -> Service:
     return current_app.extensions["xoda"]
 
 
+@bp.before_request
+def _refuse_bad_tokens() -> None:
+    """A token that is sent is checked on every route, also where anonymous callers are
+    served: an expired or foreign token is a 401 everywhere, not only where data are private."""
+    _service().tokens.identity(request)
+
+
 def _json_body() -> Mapping[str, Any]:
     body = request.get_json(silent=True)
     if body is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pytest
 from astropy.io import fits
@@ -78,6 +79,12 @@ def test_get_writes_the_files_and_a_plot(server, tmp_path):  # noqa: F811
     assert [f["name"] for f in summary["files"]] == ["spectrum_total.fits", "spectrum_C1.fits",
                                                      "spectrum_C2.fits"]
     assert array.stderr == ""
+    fitted = run_xoda(["get", "clienttest", "spectral_fit", "--model", "powerlaw", "--out", "fit",
+                       "-q"], url=server.url, cwd=tmp_path)
+    assert fitted.returncode == 0, fitted.stderr
+    # The fit's numbers are printed, not only the name of the file that holds them.
+    assert re.search(r"^powerlaw: \w+ = [\d.]+ for \d+ dof", fitted.stdout, re.M), fitted.stdout
+    assert re.search(r"^  PhoIndex = 2\.\d+ -0\.\d+ / \+0\.\d+$", fitted.stdout, re.M), fitted.stdout
 
 
 def test_exit_codes_for_bad_input_auth_failures_and_unreachable_servers(server, tmp_path,  # noqa: F811

@@ -131,6 +131,17 @@ def test_the_fit_output_carries_the_fitting_modules_contract(hxmt_instruments, h
     assert plan.outputs[0].node.step.name == "fitting.fit_spectrum"
 
 
+def test_the_flux_band_follows_the_fit_band_unless_given(hxmt_instruments):
+    def fit_params(**values):
+        node = plan_of(hxmt_instruments, "hxmt_he", "spectral_fit", exposures=[CRAB_EXPOSURES[0]],
+                       **values).outputs[0].node
+        return node.params["emin"], node.params["emax"], node.params["flux_emin"], node.params["flux_emax"]
+
+    assert fit_params(E1_keV=30) == (30, 250, 30, 250)
+    assert fit_params(E1_keV=30, flux_E1_keV=20, flux_E2_keV=100) == (30, 250, 20, 100)
+    assert fit_params(E2_keV=200, flux_E1_keV=50) == (27, 200, 50, 200)
+
+
 @pytest.mark.parametrize("instrument, product, values, parameter, reason", [
     ("hxmt_he", "spectrum", {"detectors": "0-15,19"}, "detectors", "IDs run from 0 to 17; got 19"),
     ("hxmt_me", "spectrum", {"detectors": "wide"}, "detectors", "bad detector list item 'wide'"),

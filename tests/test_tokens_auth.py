@@ -47,6 +47,10 @@ def test_invalid_tokens_are_401_with_a_clear_message(client, token, fragment):
     for reply in (client.get("/api/v1/jobs", headers=bearer(token)),
                   client.get("/api/v1/jobs", query_string={"token": token}),
                   client.post("/api/v1/jobs", json=spectrum(["U1"]), headers=bearer(token)),
+                  # Routes that serve anonymous callers refuse a bad token all the same.
+                  client.get("/api/v1/instruments", headers=bearer(token)),
+                  client.get("/api/v1/instruments/enginetest/products/spectrum",
+                             query_string={"token": token}),
                   client.get("/run_analysis", query_string={
                       "instrument": "enginetest", "product_type": "spectrum", "token": token})):
         assert reply.status_code == 401, reply.data

@@ -131,6 +131,9 @@ def write_results(collection, args: argparse.Namespace) -> int:
           f"{progress.get('restored', 0)} restored)")
     for product, path in zip(collection, paths):
         print(f"  {path}  [{product.kind}] {product.description}")
+    for product in collection:
+        if product.kind == "fit":       # the numbers asked for, not only the file holding them
+            print(product.summary())
     if plot_path:
         print(f"  {plot_path}  [plot]")
     print(f"link: {collection.link}")

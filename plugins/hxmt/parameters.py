@@ -87,8 +87,11 @@ def fit_parameters(payload: Payload) -> dict[str, dict[str, Any]]:
         "statistic": {"type": "string", "enum": list(STATISTICS), "default": "auto", "title": "Statistic",
                       "description": "auto: C-stat (PG-stat with the model background) for counts; cstat; chi2"},
         **P.energy_range(minimum=low, maximum=high, default=band),
-        "flux_E1_keV": {**flux, "default": band[0], "title": "Flux band low",
-                        "description": "Lower bound of the energy-flux band, in keV"},
-        "flux_E2_keV": {**flux, "default": band[1], "title": "Flux band high",
-                        "description": "Upper bound of the energy-flux band, in keV", "x-greater-than": "flux_E1_keV"},
+        # No default: the flux band follows the fit band unless given (a default of its own
+        # would report the flux of another band than the one fitted).
+        "flux_E1_keV": {**flux, "title": "Flux band low",
+                        "description": "Lower bound of the energy-flux band, in keV; default E1_keV"},
+        "flux_E2_keV": {**flux, "title": "Flux band high",
+                        "description": "Upper bound of the energy-flux band, in keV; default E2_keV",
+                        "x-greater-than": "flux_E1_keV"},
     }

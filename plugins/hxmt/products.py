@@ -263,7 +263,9 @@ class Planner:
     def plan_fit(self, params: Mapping[str, Any]) -> Plan:
         expression, detectors, intervals, refs = self._common(params)
         emin, emax = self.energy_band(params)
-        flux_band = self.energy_band(params, "flux_E1_keV", "flux_E2_keV")
+        flux_band = self.energy_band({"flux_E1_keV": params.get("flux_E1_keV", emin),
+                                      "flux_E2_keV": params.get("flux_E2_keV", emax)},
+                                     "flux_E1_keV", "flux_E2_keV")
         _, combined, names = self._spectra(params, refs, expression, detectors, intervals)
         fit = fit_step.node(spectrum=combined["spectrum"], response=[combined["rmf"], combined["arf"]],
                             background=[combined["background"]], model=params["model"],
@@ -274,4 +276,5 @@ class Planner:
                               f"{params['model']} fit of the {self.name} spectrum, {emin:g}-{emax:g} keV")]
         outputs += self._combined_outputs(combined, names)
         return Plan(tuple(outputs), self.units(refs), self._summary(
-            refs, expression, detectors=detectors, model=params["model"], fit_band_keV=[emin, emax]))
+            refs, expression, detectors=detectors, model=params["model"], fit_band_keV=[emin, emax],
+            flux_band_keV=list(flux_band)))
