@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -238,14 +239,43 @@ class ProductStore:
             for path in self._staging.glob(f"{key}.*.part"):
                 path.unlink(missing_ok=True)
                 removed += 1
+            for folder in self._staging.glob(f"{key}.*.pins"):
+                shutil.rmtree(folder, ignore_errors=True)
             return removed
 
+    @contextlib.contextmanager
+    def pins(self, key: str) -> Iterator[Any]:
+        """For computing `key`: a function `pin(product) -> Product` whose results stay
+        readable until the block ends, even if the cache evicts or drops the originals
+        meanwhile: each is a hard link (same file system, no copy) in a private folder of the
+        staging area. `pin` raises FileNotFoundError if the product went since it was read:
+        read it again.
+        """
+        folder = self._staging / f"{key}.{uuid.uuid4().hex}.pins"
+        folder.mkdir()
+        count = iter(range(1 << 30))
+
+        def pin(product: Product) -> Product:
+            link = folder / str(next(count)) / product.path.name
+            link.parent.mkdir()
+            os.link(product.path, link)
+            return Product(product.key, link, product.record)
+
+        try:
+            yield pin
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
     def _remove_stale_staging(self) -> None:
+        """Staging files and pin folders left by dead workers, after a day."""
         cutoff = time.time() - _STAGING_MAX_AGE_S
-        for path in self._staging.glob("*.part"):
+        for path in [*self._staging.glob("*.part"), *self._staging.glob("*.pins")]:
             with contextlib.suppress(FileNotFoundError):
                 if path.stat().st_mtime < cutoff:
-                    path.unlink()
+                    if path.is_dir():
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        path.unlink()
 
     # ---- single flight -------------------------------------------------------------------
     def _lock_path(self, key: str) -> Path:

@@ -38,6 +38,10 @@ class WorkerContext:
         return asdict(self)
 
 
+# Reads of an input that keeps being evicted before it can be pinned (a cache far too small).
+_PIN_ATTEMPTS = 3
+
+
 class StepFailure(Exception):
     pass
 
@@ -82,19 +86,33 @@ class _Runner:
         self._done[key] = product
         return product
 
-    def _inputs(self, key: str, node: Mapping[str, Any]) -> dict[str, Any]:
+    def _inputs(self, key: str, node: Mapping[str, Any], pin) -> dict[str, Any]:
         inputs: dict[str, Any] = {}
         for name, keys in node["inputs"].items():
             try:
-                inputs[name] = (self.ensure(keys) if isinstance(keys, str)
-                                else [self.ensure(k) for k in keys])
+                inputs[name] = (self._pinned(keys, pin) if isinstance(keys, str)
+                                else [self._pinned(k, pin) for k in keys])
             except StepFailure:
                 self.events.append(event(node, key, "failed", f"input {name!r} failed"))
                 raise
         return inputs
 
+    def _pinned(self, key: str, pin) -> Product:
+        """The input `key`, pinned for the step: another writer's eviction cannot take it
+        away mid-read. Gone since it was read: read (or recompute) it again."""
+        for _ in range(_PIN_ATTEMPTS - 1):
+            try:
+                return pin(self.ensure(key))
+            except FileNotFoundError:
+                self._done.pop(key, None)
+        return pin(self.ensure(key))
+
     def _compute(self, key: str, node: Mapping[str, Any]) -> Product:
-        inputs = self._inputs(key, node)
+        with self.store.pins(key) as pin:
+            return self._compute_pinned(key, node, pin)
+
+    def _compute_pinned(self, key: str, node: Mapping[str, Any], pin) -> Product:
+        inputs = self._inputs(key, node, pin)
         staged = self.store.staging_path(key)
         started = time.perf_counter()
         output = None

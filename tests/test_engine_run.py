@@ -1,5 +1,6 @@
 """The engine on the local executor, proved with the test instrument's call counters."""
 import multiprocessing
+import os
 import threading
 
 import numpy as np
@@ -206,3 +207,30 @@ def test_the_worker_closes_what_a_step_returns(tmp_path, counters):
     # An open memory map would hold a file descriptor (and an evicted file's space) for the
     # worker's lifetime, a few hundred tasks.
     assert hdul._file is None or hdul._file.closed
+
+
+def test_an_input_evicted_before_the_step_reads_it_is_computed_again(tmp_path, counters,
+                                                                      monkeypatch):
+    from dataserver import store as store_module
+    from dataserver.steps import task_spec
+    from dataserver.worker import WorkerContext, open_store, run_task
+
+    spectra, _ = ti.plan_nodes(["U1"])
+    extract = spectra[0]
+    screen = extract.input_nodes()[0]
+    context = WorkerContext(str(tmp_path / "cache"), 10**9, None)
+    assert run_task(task_spec(screen), context)["state"] == "done"
+    store = open_store(context.cache_dir, context.cache_size_bytes)
+    real_link, evicted = os.link, []
+
+    def evict_first(source, target):
+        if not evicted:                         # another writer evicts it just before
+            evicted.append(source)
+            store.delete(screen.key)
+        return real_link(source, target)
+
+    monkeypatch.setattr(store_module.os, "link", evict_first)
+    result = run_task(task_spec(extract), context)
+    assert result["state"] == "done" and evicted
+    assert [e["state"] for e in result["events"] if e["key"] == screen.key] == ["restored", "computed"]
+    assert len(read_calls(counters, "screen")) == 2 and store.contains(extract.key)

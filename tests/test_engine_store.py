@@ -204,3 +204,19 @@ def test_a_write_survives_a_concurrent_removal_of_its_directory(store, monkeypat
     key = content_key("racy directory")
     product = store.put_hdul(key, _hdul(), {"step": "s", "version": 1})
     assert removed and store.get(key).path == product.path
+
+
+def test_a_pinned_product_outlives_its_eviction(store):
+    key = content_key("pinned")
+    product = store.put_hdul(key, _hdul(500), {"step": "s", "version": 1})
+    with store.pins(content_key("consumer")) as pin:
+        pinned = pin(product)
+        store.delete(key)                       # evicted by another writer mid-step
+        assert not product.path.exists() and store.get(key) is None
+        with pinned.open() as hdul:
+            assert len(hdul["DATA"].data) == 500
+        folder = pinned.path.parent.parent
+    assert not folder.exists()                  # the links go with the block
+    with store.pins(content_key("consumer")) as pin, pytest.raises(FileNotFoundError):
+        pin(product)                            # gone before it was pinned: read it again
+    assert list((store.directory / "staging").iterdir()) == []
