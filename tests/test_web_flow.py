@@ -133,6 +133,9 @@ def test_search_pick_gti_edit_spectrum_fit_download_and_link(web):
     data = server.get(f"/api/v1/jobs/{spectrum_job}/products/HE_spec_combined.pha/data").json()
     assert spectrum_plot.evaluate("div => div.data[0].y.length") == data["rows"] > 100
     assert spectrum_plot.evaluate("div => div.layout.xaxis.type") == "log"
+    # Every tick of the log axes labelled with its value ("20", "50", "200" keV), no bare digits.
+    labels = spectrum_plot.evaluate("div => [...div.querySelectorAll('.xtick text')].map(t => t.textContent)")
+    assert "20" in labels and "200" in labels and "2" not in labels
     browser.shot("05-spectrum", panel.locator(f"#{HE}-step-results"))
     outputs = [o["name"] for o in job["outputs"]]
     assert _cells(panel.locator("table.files td:first-child")) == outputs
@@ -233,6 +236,12 @@ def test_screening_edited_in_step_3_runs_the_product_chosen_there_and_back_retur
     assert browser.page.url == gti_link
     browser.wait_idle(HE)
     assert panel.locator("input[value=gti]").is_checked() and panel.locator("table.gti").is_visible()
+    assert panel.locator(".no-good-time").count() == 0
+    # A screening that leaves no good time is said to be one before anything runs with it.
+    panel.locator(f"#{HE}-gti-gti_expression").fill("ELV>100")
+    panel.locator("button.recheck-gti").click()
+    browser.wait_idle(HE)
+    assert "No good time left in " + CRAB_EXPOSURES[1] in panel.locator(".no-good-time").inner_text()
     browser.assert_self_contained()
 
 
@@ -257,6 +266,7 @@ def test_lightcurve_plot_has_source_background_and_net_with_errors(web):
     rows = plot.evaluate("div => div.data[0].x.length")
     data = web.server.get(f"/api/v1/jobs/{_job_of(browser)}/products/HE_g0_0-17_combined.lc/data").json()
     assert rows == data["rows"] and data["timedel"] == 4.0
+    assert "bins of 4 s" in panel.locator(f"#{HE}-step-results h4 .caption").first.inner_text()
     assert "T0 = " in plot.evaluate("div => div.layout.xaxis.title.text")
     # Zoom is Plotly's: a double click resets, a drag zooms; the plot keeps its data.
     assert plot.evaluate("div => div.layout.dragmode") in ("zoom", None)
@@ -270,7 +280,7 @@ def test_bad_inputs_are_shown_next_to_their_fields(web):
     panel.locator(f"#{HE}-params-exposures").fill(CRAB_EXPOSURES[0])
     panel.locator(f"#{HE}-params-RA").fill("400")
     panel.locator(f"#{HE}-params-detectors").fill("0-99")
-    panel.locator(f"#{HE}-step-params button.run").click()
+    panel.locator(f"#{HE}-params-detectors").press("Enter")     # Enter submits, as the button
     browser.wait_idle(HE)
     error = panel.locator("[data-param=RA] .field-error")
     assert re.search(r"less than 360 deg \(got 400", error.inner_text())
@@ -336,6 +346,9 @@ def test_failed_job_shows_the_failing_unit_and_message(web, counters):
                      failure.inner_text())
     assert _cells(panel.locator("table.status tr[data-unit=U1] td"))[:3] == ["computed"] * 3
     assert panel.locator("table.status tr[data-unit=U9] td.failed").first.inner_text().startswith("failed")
+    # The failure's message in full; the steps that failed only for want of its output, briefly.
+    assert "unreadable" in panel.locator("table.status tr[data-unit=U9] td.failed").first.inner_text()
+    assert _cells(panel.locator("table.status tr[data-unit=U9] td.failed .message"))[1:] == ["(an input failed)"] * 2
     browser.shot("10-failed-job", panel.locator("#enginetest-step-job"))
     browser.assert_self_contained()
 
@@ -354,9 +367,19 @@ def test_tabs_come_from_the_server_and_the_search_table_sorts_and_pages(web):
     instruments = web.server.get("/api/v1/instruments").json()["instruments"]
     assert _cells(browser.page.locator("#tabs [role=tab]")) == [i["title"] for i in instruments]
     assert {"hxmt_he", "hxmt_me", "hxmt_le", "clienttest", "enginetest"} <= {i["name"] for i in instruments}
+    # Keyboard: the arrow keys move along the tabs (only the selected one is a Tab stop).
+    names = [i["name"] for i in instruments]
+    browser.page.locator(f"#tab-{names[0]}").focus()
+    browser.page.keyboard.press("ArrowRight")
+    assert browser.page.locator(f"#tab-{names[1]}").get_attribute("aria-selected") == "true"
+    assert browser.page.evaluate("() => document.activeElement.id") == f"tab-{names[1]}"
+    # Each tab switch is a history entry of its own (Back returns to the other tab's address).
+    entries = browser.page.evaluate("() => history.length")
     browser.page.locator("#tab-hxmt_me").click()
+    assert browser.page.evaluate("() => history.length") == entries + 1
     panel = browser.panel("hxmt_me")
-    panel.locator("#hxmt_me-search-run").click()
+    # Enter in a field of the filter form searches.
+    panel.locator("#hxmt_me-search-obs_id").press("Enter")
     panel.locator(".status-line", has_text="3 observations").wait_for()
     expected = sorted(r["target"] for r in web.server.get("/api/v1/instruments/hxmt_me/search").json()["rows"])
     panel.locator("th.sortable[data-column=target]").click()

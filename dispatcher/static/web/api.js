@@ -108,8 +108,10 @@ export function isRunning(job) {
 }
 
 // Follows a job until it is done or failed, long-polling (the server answers as soon as the
-// job finishes, or after `wait` seconds); onUpdate sees every state. Stops when aborted.
-export async function followJob(api, job, onUpdate, signal, wait = 10) {
+// job finishes, or after `wait` seconds, with the job's progress then); onUpdate sees every
+// state. A short wait, so that the status table moves while the steps run (a longer one
+// would show "queued" until the job is over). Stops when aborted.
+export async function followJob(api, job, onUpdate, signal, wait = 1) {
   let current = job;
   onUpdate(current);
   while (isRunning(current)) {

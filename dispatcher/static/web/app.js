@@ -72,8 +72,12 @@ async function main() {
       title: instrument.description || instrument.name}, instrument.title || instrument.name);
     button.addEventListener("click", () => {
       if (visible !== instrument.name) {
-        if (visible) addresses.set(visible, window.location.pathname + window.location.search + window.location.hash);
-        window.history.replaceState(null, "", addresses.get(instrument.name) || `/#${instrument.name}`);
+        const current = window.location.pathname + window.location.search + window.location.hash;
+        if (visible) addresses.set(visible, current);
+        // A new entry (not a replacement): the one left keeps its own address, so that Back
+        // returns to the other tab's job rather than to a page rewritten under it.
+        const address = addresses.get(instrument.name) || `/#${instrument.name}`;
+        if (address !== current) window.history.pushState(null, "", address);
       }
       activate(instrument.name);
     });
@@ -81,6 +85,19 @@ async function main() {
     panels.append(el("div", {role: "tabpanel", id: `panel-${instrument.name}`, class: "panel",
       "aria-labelledby": `tab-${instrument.name}`, hidden: true}));
   }
+  // Keyboard: the tab list is one stop of the Tab key (the selected tab); the arrow keys,
+  // Home and End select the others (WAI-ARIA tabs pattern).
+  tabs.addEventListener("keydown", (event) => {
+    const buttons = [...tabs.querySelectorAll("[role=tab]")];
+    const index = buttons.indexOf(document.activeElement);
+    if (index < 0) return;
+    const next = {ArrowRight: index + 1, ArrowLeft: index - 1, Home: 0, End: buttons.length - 1}[event.key];
+    if (next === undefined) return;
+    event.preventDefault();
+    const button = buttons[(next + buttons.length) % buttons.length];
+    button.click();
+    button.focus();
+  });
   app.hidden = false;
   if (!instruments.length) {
     panels.append(el("p", {}, "This server serves no instrument."));

@@ -42,6 +42,7 @@ export function createGtiStep(root, ctx) {
         ctx.update(form.read().values, names);
         redraw();
       },
+      onSubmit: () => recheck.click(),
     });
   }
   makeForm(ctx.values());
@@ -77,7 +78,12 @@ export function createGtiStep(root, ctx) {
       el("td", {class: "good-time-total", id: `${ctx.instrument}-good-time-total`}, num(total, 7)),
       el("td", {colspan: 2 + criteria.length}));
     const expression = gtis.length ? gtis[0].meta.expression : "";
-    clear(summary).append(
+    // Units left without good time: the product would fail on them, say so before it runs.
+    const empty = gtis.filter((o) => typeof o.meta.good_time_s === "number" && o.meta.good_time_s <= 0).map((o) => o.meta.exposure || o.name);
+    const warning = empty.length ? el("p", {class: "job-error no-good-time", role: "alert"},
+      `No good time left in ${empty.join(", ")}: a product run with this screening fails there ` +
+      "(nothing to extract). Loosen the expression or the intervals, and check again.") : null;
+    clear(summary).append(...(warning ? [warning] : []),
       el("p", {}, "Screening: ", el("code", {class: "expression"}, expression || "—"),
         ". Time removed per criterion is counted for each criterion alone (criteria overlap)."),
       el("table", {class: "gti"}, el("thead", {}, head), el("tbody", {}, rows, foot)));

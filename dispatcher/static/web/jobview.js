@@ -45,6 +45,10 @@ export function createJobView(root) {
       if (!units.includes(unit)) units.push(unit);
     });
     const cell = new Map(report.map((entry) => [`${entry.unit || ""}\u0000${entry.step}`, entry]));
+    // The failures themselves (the job's error lists them) get their message in full; the
+    // steps that failed only because an input did say so briefly (the message is the tooltip).
+    const roots = new Set(((job.error && job.error.failures) || []).map((f) => `${f.unit || ""}\u0000${f.step}`));
+    const inFull = (entry) => !roots.size || roots.has(`${entry.unit || ""}\u0000${entry.step}`);
     const head = el("tr", {}, el("th", {}, "Data unit"),
       steps.map((step) => el("th", {title: step}, shortStep(step))));
     const rows = units.map((unit) => el("tr", {dataset: {unit}},
@@ -55,7 +59,8 @@ export function createJobView(root) {
         if (!entry) return running ? el("td", {class: "pending", title: "not yet"}, "·") : el("td", {class: "none"});
         const elapsed = entry.elapsed_s !== null && entry.elapsed_s !== undefined ? ` (${num(entry.elapsed_s, 2)} s)` : "";
         return el("td", {class: entry.state, title: `${entry.step} v${entry.version}: ${entry.message}${elapsed}`},
-          entry.state, entry.state === "failed" ? el("div", {class: "message"}, entry.message) : null);
+          entry.state, entry.state !== "failed" ? null : inFull(entry) ? el("div", {class: "message"}, entry.message) :
+            el("div", {class: "message upstream"}, "(an input failed)"));
       })));
     clear(table).append(el("table", {class: "status"}, el("thead", {}, head), el("tbody", {}, rows)));
   }

@@ -29,6 +29,11 @@ export function timeOrigin(tables) {
   return {t0: first.t0, title: `Time − T0 (${unit}), T0 = ${t0} ${unit} ${first.timesys || ""}${when}`};
 }
 
+// Log axes with every tick labelled by its value ("20", "50", "200" keV), not Plotly's
+// default of a decade's number with bare small digits between ("2 3 … 9 100 2 3"), which
+// reads as 2 keV when no decade is in view.
+const LOG = {type: "log", tickformat: "~g"};
+
 function errorBars(values) {
   return {type: "data", array: values, visible: true, thickness: 1, width: 0};
 }
@@ -63,8 +68,8 @@ export function spectrumFigure(data, label) {
     traces.push(trace(data.columns.background, data.columns.background_error, "background (scaled)", COLORS.background));
   }
   return {traces, layout: {
-    xaxis: {title: {text: hasEnergy ? "Energy (keV)" : "Channel"}, type: hasEnergy ? "log" : "linear"},
-    yaxis: {title: {text: `Rate (${data.units.rate})`}, type: "log"}}};
+    xaxis: {title: {text: hasEnergy ? "Energy (keV)" : "Channel"}, ...(hasEnergy ? LOG : {type: "linear"})},
+    yaxis: {title: {text: `Rate (${data.units.rate})`}, ...LOG}}};
 }
 
 function steps(lo, hi, values) {
@@ -95,8 +100,8 @@ export function fitFigure(data) {
       line: {color: COLORS.background, width: 1}, connectgaps: false});
   }
   return {traces, layout: {
-    xaxis: {title: {text: "Energy (keV)"}, type: "log", anchor: "y2"},
-    yaxis: {title: {text: `Rate (${data.units.data || "count/s/keV"})`}, type: "log", domain: [0.34, 1]},
+    xaxis: {title: {text: "Energy (keV)"}, ...LOG, anchor: "y2"},
+    yaxis: {title: {text: `Rate (${data.units.data || "count/s/keV"})`}, ...LOG, domain: [0.34, 1]},
     yaxis2: {title: {text: "(data − model)/σ"}, domain: [0, 0.26], zeroline: true, zerolinecolor: COLORS.model}}};
 }
 

@@ -83,7 +83,16 @@ export function createResults(root, ctx) {
       await draw(div, figure.traces, figure.layout);
       const band = chosen[0].meta && chosen[0].meta.emin_keV !== undefined ?
         `${num(chosen[0].meta.emin_keV, 4)}–${num(chosen[0].meta.emax_keV, 4)} keV, ` : "";
-      return `${band}bins of ${num(curves[0].data.timedel, 6)} s`;
+      // The product's bin (asked for), and the one on display when the plot is rebinned.
+      const asked = chosen[0].meta && chosen[0].meta.timedel_s !== undefined ? chosen[0].meta.timedel_s : curves[0].data.timedel;
+      const shown = curves[0].data.binning > 1 ? ` (shown rebinned to ${num(curves[0].data.timedel, 6)} s)` : "";
+      // Exposures days apart squeeze each one into a sliver of the axis: say how to see them.
+      const times = curves[0].data.columns.time;
+      const span = times.length ? times[times.length - 1] - times[0] : 0;
+      const covered = (curves[0].data.rows_total || times.length) * asked;
+      const apart = chosen[0].meta && (chosen[0].meta.exposures || []).length > 1 && span > 5 * covered ?
+        `; ${chosen[0].meta.exposures.length} exposures over ${num(span / 86400, 3)} d: pick one in the menu, or drag to zoom` : "";
+      return `${band}bins of ${num(asked, 6)} s${shown}${apart}`;
     });
   }
 
@@ -122,6 +131,7 @@ export function createResults(root, ctx) {
     const form = buildForm(formBox, fit.schema, ctx.values(), {
       only: fit.own, grouped: false, idPrefix: `${ctx.instrument}-fit`,
       onChange: () => ctx.update(form.read().values, fit.own),
+      onSubmit: () => button.click(),
     });
     button.addEventListener("click", () => {
       const {values, problems} = form.read();

@@ -177,6 +177,15 @@ export function buildForm(container, schema, values, options = {}) {
     event.preventDefault();
     if (options.onSubmit) options.onSubmit();
   });
+  // Enter in a one-line field submits: the browser's implicit submission does nothing in a
+  // form of several fields without a submit button (its buttons are outside, or "button").
+  form.addEventListener("keydown", (event) => {
+    const target = event.target;
+    if (event.key !== "Enter" || event.isComposing || !options.onSubmit || target.tagName !== "INPUT" ||
+      ["checkbox", "radio", "button", "submit"].includes(target.type)) return;
+    event.preventDefault();
+    options.onSubmit();
+  });
   clear(container).append(form);
 
   const api = {
