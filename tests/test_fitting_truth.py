@@ -257,3 +257,19 @@ def test_a_cutoff_beyond_the_data_is_reported_on_its_limit_not_with_a_zero_error
     served = Fit({"name": "HE_fit.fits", "kind": "fit"}, buffer.getvalue())
     assert served.parameters["HighECut"]["limit"] == "upper"
     assert "HighECut = 1e+06 keV (at its upper limit; 1-sigma lower bound" in served.summary()
+
+
+def test_a_covariance_that_is_not_positive_definite_gives_no_covariance_errors():
+    """Cut-off far beyond the band but short of its limit: the statistic is flat along it and
+    the numerical Hessian is not positive definite. Errors from it would look precise and
+    mean nothing: none are given (nor a flux error), the confidence intervals remain."""
+    rmf, arf = sim.response("he")
+    mean = sim.expected_counts("powerlaw", {"PhoIndex": 2.1, "norm": 10.0}, rmf, arf, 500.0)
+    spectrum = sim.counts_spectrum(mean, 500.0, np.random.default_rng(7))
+    result = fit_spectrum(spectrum, rmf, arf, model="cutoffpl", emin=30, emax=250)
+    assert result.parameter("HighECut").limit is None and result.parameter("HighECut").value > 2000
+    assert all(p.sigma is None for p in result.parameters)
+    assert result.covariance is None and result.flux.error is None
+    assert "COVARIANCE" not in [h.name for h in result.to_hdulist()]
+    index = result.parameter("PhoIndex")
+    assert index.error_lower < 0 < index.error_upper and abs(index.value - 2.1) < 3 * index.error

@@ -5,8 +5,10 @@ import jsonschema
 import pytest
 
 from client.cli import main
+from client.commands.sim import stale_reason
 from plugins.hxmt.archive import Archive
 from plugins.hxmt.catalog import ObservationIndex
+from plugins.hxmt.simulate import SIMULATOR_VERSION
 from plugins.hxmt.skymodel import load_schema
 
 SKY = """
@@ -74,3 +76,9 @@ def test_demo_spec_and_if_absent(env, capsys):
     assert main(["sim", "--demo"]) == 2
     assert "use --force" in capsys.readouterr().err
     assert [e.exp_id for e in Archive(archive).exposures()] == ["P010140000101"]
+    # An archive of another simulator version is stale: --if-absent rebuilds it.
+    assert stale_reason(archive) is None
+    [truth_path] = archive.glob("*/*/*/SIM/truth.json")
+    truth = json.loads(truth_path.read_text())
+    truth_path.write_text(json.dumps({**truth, "simulator_version": 1}))
+    assert stale_reason(archive) == f"it was written by simulator_version 1, this is {SIMULATOR_VERSION}"

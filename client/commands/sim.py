@@ -69,7 +69,11 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if args.demo:
-            if _has_exposures(archive):
+            stale = stale_reason(archive) if args.if_absent else None
+            if stale:
+                # An archive of an older simulator no longer holds the truth it would write.
+                print(f"xoda sim: rebuilding the demo archive {archive}: {stale}", flush=True)
+            elif _has_exposures(archive):
                 if args.if_absent and (args.no_index or index_path.exists()):
                     print(f"xoda sim: the archive {archive} already exists; nothing to do")
                     return EXIT_OK
@@ -111,6 +115,24 @@ def run(args: argparse.Namespace) -> int:
     if args.no_index:
         return EXIT_OK
     return _index(archive, index_path, resolver)
+
+
+def stale_reason(archive: Path) -> str | None:
+    """Why a simulated archive is out of date (its truth written by another simulator or
+    response version than this one), or None."""
+    from plugins.hxmt.response import RESPONSE_VERSION
+    from plugins.hxmt.simulate import SIMULATOR_VERSION
+
+    for truth_path in sorted(archive.glob("*/*/*/SIM/truth.json"))[:1]:
+        try:
+            truth = json.loads(truth_path.read_text())
+        except (OSError, ValueError):
+            return f"{truth_path} cannot be read"
+        for name, current in (("simulator_version", SIMULATOR_VERSION),
+                              ("response_version", RESPONSE_VERSION)):
+            if truth.get(name) != current:
+                return f"it was written by {name} {truth.get(name)}, this is {current}"
+    return None
 
 
 def _index(archive: Path, index_path: Path, resolver) -> int:

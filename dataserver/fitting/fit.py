@@ -59,11 +59,12 @@ def fit_spectrum(spectrum: Spectrum, rmf: Rmf, arf: Arf | None = None,
     if not np.isclose(stat_value, found.statistic, rtol=1e-4, atol=1e-4):
         log.warning("%s reports statistic %g, xoda computes %g at the same parameters",
                     found.backend, found.statistic, stat_value)
-    variances = (np.diag(found.covariance) if found.covariance is not None
-                 else [None] * len(specs))
+    limits = {s.name: s.limit_reached(values[s.name]) for s in specs}
+    covariance = _valid_covariance(found.covariance, [limits[s.name] is None for s in specs])
+    variances = np.diag(covariance) if covariance is not None else [None] * len(specs)
     parameters = []
     for spec, variance in zip(specs, variances):
-        limit = spec.limit_reached(values[spec.name])
+        limit = limits[spec.name]
         # A parameter on a hard limit has no covariance error (its curvature there means
         # nothing); a zero or negative variance is a failed estimate, not a perfect one.
         sigma = (float(np.sqrt(variance)) if limit is None and variance is not None
@@ -77,9 +78,29 @@ def fit_spectrum(spectrum: Spectrum, rmf: Rmf, arf: Arf | None = None,
         parameters=parameters, stat=stat_value, dof=data.n_groups - len(specs),
         n_bins=data.n_groups,
         goodness=statistics.goodness(data.bins, predicted, stat_value, len(specs)),
-        flux=_flux(model, values, found.covariance, [s.name for s in specs], band),
-        covariance=found.covariance, fit_band=(data.emin, data.emax),
+        flux=_flux(model, values, covariance, [s.name for s in specs], band),
+        covariance=covariance, fit_band=(data.emin, data.emax),
         exposure=spectrum.exposure, channels=channels, plot=plot, obs=spectrum.obs)
+
+
+def _valid_covariance(covariance: np.ndarray | None, free: list[bool]) -> np.ndarray | None:
+    """The backend's covariance matrix if it is one: positive definite over the parameters
+    off their limits. Where the statistic is flat or the fit sits on a saddle, the numerical
+    Hessian is not, and errors taken from it (or a flux error propagated with it) would look
+    precise and mean nothing; the confidence intervals remain."""
+    if covariance is None:
+        return None
+    index = [i for i, is_free in enumerate(free) if is_free]
+    block = np.asarray(covariance, float)[np.ix_(index, index)]
+    scale = np.sqrt(np.clip(np.diag(block), 0, None))
+    try:
+        if not np.all(np.isfinite(block)) or np.any(scale <= 0):
+            raise np.linalg.LinAlgError("non-positive variance")
+        np.linalg.cholesky(block / np.outer(scale, scale))
+    except np.linalg.LinAlgError:
+        log.warning("the covariance matrix is not positive definite: no covariance errors")
+        return None
+    return covariance
 
 
 def starting_values(data: FitData, model: str, absorbed: bool) -> dict[str, float]:

@@ -78,7 +78,8 @@ def load_inputs(spectrum: Any, response: Sequence[Any] | Any, background: Sequen
 
 
 # Version 2: parameters on a hard limit are flagged (LIMIT column) and have no covariance error.
-@step(version=2, name="fitting.fit_spectrum", inputs=["spectrum", "response", "background"],
+# Version 3: no covariance errors (nor flux error) from a matrix that is not positive definite.
+@step(version=3, name="fitting.fit_spectrum", inputs=["spectrum", "response", "background"],
       params=FIT_PARAMETERS)
 def fit_step(spectrum, response, background, model: str, absorbed: bool, stat: str,
              emin, emax, flux_emin, flux_emax, group_min_counts, plot_min_snr: float,
