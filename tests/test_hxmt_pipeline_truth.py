@@ -13,6 +13,7 @@ import copy
 
 import numpy as np
 import pytest
+from astropy.io import fits
 from astropy.timeseries import LombScargle
 from scipy import stats
 
@@ -38,7 +39,13 @@ def _normalisation_error(products, payload, exposures) -> float:
     """Relative error of the background's particle normalisation over the exposures (ME, LE:
     one number for all channels, from the blind detectors' counts; HE: none)."""
     counts = [products[f"{e}_{payload}_bkg.pha"].meta.get("blind_counts", 0.0) for e in exposures]
-    return 0.0 if payload == "HE" else 1.0 / np.sqrt(sum(counts))
+    expected = 0.0 if payload == "HE" else 1.0 / np.sqrt(sum(counts))
+    # The summed background carries it (meta and BKGNERR), the same number.
+    combined = products[f"{payload}_bkg_combined.pha"]
+    assert combined.meta["particle_norm_rel_error"] == pytest.approx(expected, rel=0.02, abs=1e-12)
+    with fits.open(combined.path) as hdul:
+        assert hdul["SPECTRUM"].header["BKGNERR"] == pytest.approx(expected, rel=0.02, abs=1e-12)
+    return expected
 
 
 @pytest.mark.parametrize("payload", ["HE", "ME", "LE"])

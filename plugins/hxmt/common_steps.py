@@ -50,14 +50,36 @@ def sum_spectra(spectra, backgrounds, backfile: str, respfile: str, ancrfile: st
     return Output(ogip.spectrum_hdulist(total), _combined_meta(total, spectra, "spectrum"))
 
 
-@step(version=1, name="hxmt.sum_backgrounds", inputs=["spectra", "backgrounds"])
+def _particle_norm_rel_error(backgrounds) -> float | None:
+    """Relative error of the summed particle background's normalisation: each exposure's is
+    independent (its own blind-detector counts), weighted by its particle counts. None when
+    an exposure's background does not say."""
+    counts, errors = [], []
+    for product in backgrounds:
+        particle = (product.meta.get("rate_components") or {}).get("particle")
+        error, exposure = product.meta.get("particle_norm_rel_error"), product.meta.get("exposure_s")
+        if particle is None or error is None or exposure is None:
+            return None
+        counts.append(particle * exposure)
+        errors.append(error)
+    total = float(np.sum(counts))
+    return float(np.sqrt(np.sum((np.array(counts) * errors) ** 2)) / total) if total > 0 else 0.0
+
+
+# Version 2: the normalisation error of the summed particle background (BKGNERR).
+@step(version=2, name="hxmt.sum_backgrounds", inputs=["spectra", "backgrounds"])
 def sum_backgrounds(spectra, backgrounds) -> Output:
     """Combine the exposures' background spectra so that the background expected in the
     summed spectrum is the sum of each exposure's."""
     _, background = ogip.sum_spectra(_spectra(spectra), _spectra(backgrounds))
     background.keywords.pop("EXP_ID", None)
     background.keywords["NEXPOSUR"] = len(spectra)
-    return Output(ogip.spectrum_hdulist(background), _combined_meta(background, spectra, "background"))
+    meta = _combined_meta(background, spectra, "background")
+    error = _particle_norm_rel_error(backgrounds)
+    if error is not None:
+        background.keywords["BKGNERR"] = error
+        meta["particle_norm_rel_error"] = error
+    return Output(ogip.spectrum_hdulist(background), meta)
 
 
 @step(version=1, name="hxmt.combine_arfs", inputs=["arfs", "spectra"])
