@@ -80,6 +80,21 @@ def report_errors(command: str, action: Callable[[], int]) -> int:
 
 
 # ---- parameters as options -----------------------------------------------------------------
+def from_server_or_help(args: argparse.Namespace, fetch: Callable[[], Any], what: str) -> Any:
+    """What `fetch` reads from the server; under --help, a server that cannot answer still
+    gets the command's own help (then None), saying what is missing."""
+    from client import XodaError
+
+    try:
+        return fetch()
+    except XodaError as exc:
+        if not args.help:
+            raise
+        args.parser.print_help()
+        print(f"\n({what} unavailable: {exc.message})")
+        return None
+
+
 def converter(fragment: Mapping[str, Any]) -> Callable[[str], Any]:
     """Text -> the value the schema wants (number, integer, boolean, null, JSON object)."""
     kinds = types_of(fragment)

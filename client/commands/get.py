@@ -13,6 +13,7 @@ from pathlib import Path
 from client.cli import EXIT_OK
 from client.commands.common import (EXIT_HELP, SERVER_HELP, add_generic_parameter_option,
                                     add_parameter_options, collect_parameters, connect,
+                                    from_server_or_help,
                                     print_json, report_errors, server_options,
                                     undeclared_parameters)
 
@@ -77,16 +78,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _get(args: argparse.Namespace) -> int:
-    from client import XodaError
-
     dispatcher = connect(args, cache=args.cache)
-    try:
-        schema = dispatcher.schema(args.instrument, args.product)
-    except XodaError as exc:
-        if not args.help:
-            raise
-        args.parser.print_help()
-        print(f"\n(parameters unavailable: {exc.message})")
+    schema = from_server_or_help(args, lambda: dispatcher.schema(args.instrument, args.product),
+                                 "parameters")
+    if schema is None:
         return EXIT_OK
     parser, destinations = _full_parser(args, schema)
     if args.help:

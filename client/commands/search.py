@@ -17,6 +17,7 @@ import numpy as np
 from client.cli import EXIT_BAD_INPUT, EXIT_OK
 from client.commands.common import (EXIT_HELP, SERVER_HELP, add_generic_parameter_option,
                                     add_parameter_options, collect_parameters, connect,
+                                    from_server_or_help,
                                     converter, print_json, report_errors, server_options,
                                     undeclared_parameters)
 
@@ -59,16 +60,9 @@ def _time_name(properties: dict, candidates: tuple[str, ...]) -> str | None:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from client import XodaError
-
     dispatcher = connect(args)
-    try:
-        instruments = dispatcher.instruments()
-    except XodaError as exc:
-        if not args.help:
-            raise
-        args.parser.print_help()
-        print(f"\n(search criteria unavailable: {exc.message})")
+    instruments = from_server_or_help(args, dispatcher.instruments, "search criteria")
+    if instruments is None:
         return EXIT_OK
     chosen = args.instrument or [row["name"] for row in instruments if row["search"]]
     schemas = {}
