@@ -63,6 +63,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("public_url", "", "External base URL used in reproducible links "
             "(e.g. `https://xoda.example.org`); empty means the URL of the incoming request."),
     Setting("web_workers", 4, "Number of gunicorn worker processes of `xoda serve`.", int),
+    Setting("keepalive_s", 75.0, "Seconds `xoda serve` keeps an idle HTTP connection open for "
+            "the client's next request; longer than any client's polling interval, so that a "
+            "poll rarely meets a connection the server is just closing.", float),
     Setting("job_threads", 2, "Jobs run concurrently by each dispatcher process.", int),
     Setting("secret_key", "", "HS256 secret that signs and verifies user tokens. Empty means a "
             "random secret kept in `<data_dir>/secret_key` (created on first use, mode 0600)."),

@@ -130,7 +130,9 @@ class LiveServer:
         for _ in range(3):
             offset = self.log_path.stat().st_size if self.log_path.exists() else 0
             log = open(self.log_path, "ab")
-            self.process = subprocess.Popen(gunicorn_command("127.0.0.1", self.port, self.workers),
+            command = gunicorn_command("127.0.0.1", self.port, self.workers,
+                                       Settings({}).keepalive_s)
+            self.process = subprocess.Popen(command,
                                             cwd=REPO, env=self.env, stdout=log, stderr=log,
                                             start_new_session=True)
             log.close()
@@ -187,10 +189,27 @@ class LiveServer:
             self.kill()
 
     def get(self, path: str, **kwargs):
-        return self.session.get(self.url + path, timeout=60, **kwargs)
+        return self.request("GET", path, **kwargs)
 
     def post(self, path: str, **kwargs):
-        return self.session.post(self.url + path, timeout=60, **kwargs)
+        return self.request("POST", path, **kwargs)
+
+    def request(self, method: str, path: str, *, session: requests.Session | None = None,
+                **kwargs):
+        """One request, sent again once if a kept-alive connection was closed under it (the
+        server had read nothing of it; the xoda client does the same). Any other failure
+        says what the server logged."""
+        for attempt in (1, 2):
+            try:
+                return (session or self.session).request(method, self.url + path, timeout=60,
+                                                         **kwargs)
+            except requests.RequestException as exc:
+                closed_under_it = isinstance(exc, requests.ConnectionError) \
+                    and not isinstance(exc, requests.Timeout)
+                if attempt == 2 or not closed_under_it:
+                    raise AssertionError(f"{method} {path}: {exc!r}; server log:\n"
+                                         f"{self._log()[-4000:]}") from exc
+        raise AssertionError("unreachable")
 
 
 def run_python(code: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.dispatcher_support import PI, LiveServer, bearer, mint, spectrum, wait_done
 from tests.engine_instrument import read_calls
@@ -53,8 +54,9 @@ def test_identical_concurrent_submissions_share_one_job_and_compute_once(tmp_pat
 
         def submit():
             try:
-                replies.append(server.post("/api/v1/jobs",
-                                           json=spectrum(["C1", "C2", "C3"], work_s=0.2)).json())
+                with requests.Session() as own:      # one client per thread, as in real life
+                    replies.append(server.post("/api/v1/jobs", session=own, json=spectrum(
+                        ["C1", "C2", "C3"], work_s=0.2)).json())
             except Exception as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
 
@@ -67,9 +69,10 @@ def test_identical_concurrent_submissions_share_one_job_and_compute_once(tmp_pat
         assert len({r["job_id"] for r in replies}) == 1
         done = wait_done(server, replies[0]["job_id"])
         assert done["status"] == "done" and done["run"] == 1
-        # Every web worker answers for the job.
+        # Every web worker answers for the job: new connections, taken by any worker.
         for _ in range(6):
-            assert server.get(f"/api/v1/jobs/{done['job_id']}").json()["status"] == "done"
+            reply = server.get(f"/api/v1/jobs/{done['job_id']}", headers={"Connection": "close"})
+            assert reply.json()["status"] == "done"
     finally:
         server.stop()
     assert sorted(read_calls(counters, "calibrate")) == ["C1", "C2", "C3"]

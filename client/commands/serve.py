@@ -29,10 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def gunicorn_command(host: str, port: int, workers: int) -> list[str]:
+def gunicorn_command(host: str, port: int, workers: int, keepalive_s: float) -> list[str]:
+    # No control socket: gunicorn would put it at one path per user (~/.gunicorn/gunicorn.ctl),
+    # which every other gunicorn of that user (another xoda, the test suite) takes over.
     return [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
             "--workers", str(workers), "--worker-class", "gthread",
             "--threads", str(REQUEST_THREADS), "--timeout", "120", "--graceful-timeout", "30",
+            "--keep-alive", f"{keepalive_s:g}", "--no-control-socket",
             "--access-logfile", "-", "--access-logformat", ACCESS_LOG_FORMAT,
             "dispatcher.wsgi:app"]
 
@@ -49,4 +52,4 @@ def run(args: argparse.Namespace) -> int:
         print("xoda serve: --workers must be >= 1 and --port within 1-65535", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"xoda is serving at http://{host}:{port}/", flush=True)
-    os.execv(sys.executable, gunicorn_command(host, port, workers))
+    os.execv(sys.executable, gunicorn_command(host, port, workers, settings.keepalive_s))
