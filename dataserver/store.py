@@ -33,7 +33,11 @@ log = logging.getLogger(__name__)
 
 # diskcache row mode for our products: a FITS file plus the JSON record in the value column.
 MODE_PRODUCT = 16
+# Leftovers of dead writers (staging files, product files never indexed) are removed when
+# this old: no live writer keeps a file that long between writing and indexing it.
 _STAGING_MAX_AGE_S = 24 * 3600
+# The product tree is searched for unindexed files at most this often per cache.
+_ORPHAN_SWEEP_INTERVAL_S = 3600
 _MOVE_ATTEMPTS = 20
 
 
@@ -130,6 +134,7 @@ class ProductStore:
         # Counters live apart from the products so that eviction can never drop them.
         self._counters = diskcache.Cache(str(self.directory / "counters"), timeout=120)
         self._remove_stale_staging()
+        self._remove_unindexed_products()
 
     def close(self) -> None:
         self._cache.close()
@@ -276,6 +281,32 @@ class ProductStore:
                         shutil.rmtree(path, ignore_errors=True)
                     else:
                         path.unlink()
+
+    def _remove_unindexed_products(self) -> None:
+        """Product files that no index row names, after a day: a writer killed between moving
+        its file into place and committing the row leaves one (never served, but its space
+        would never be reclaimed). The tree is searched at most once an hour per cache."""
+        marker = self.directory / "last_orphan_sweep"
+        with contextlib.suppress(FileNotFoundError):
+            if marker.stat().st_mtime > time.time() - _ORPHAN_SWEEP_INTERVAL_S:
+                return
+        marker.touch()
+        root = self.directory / "products"
+        cutoff = time.time() - _STAGING_MAX_AGE_S
+        old = []
+        for path in root.glob("??/??/*.fits"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    old.append(path)
+        if not old:
+            return
+        # The index is read after the files were listed: a file indexed meanwhile is kept.
+        indexed = {row[0] for row in self._cache._sql(
+            "SELECT filename FROM Cache WHERE filename IS NOT NULL").fetchall()}
+        for path in old:
+            if path.relative_to(root).as_posix() not in indexed:
+                log.warning("removing product file %s: no cache entry names it", path)
+                path.unlink(missing_ok=True)
 
     # ---- single flight -------------------------------------------------------------------
     def _lock_path(self, key: str) -> Path:

@@ -75,6 +75,32 @@ def test_staging_files_are_not_entries(store):
     assert store.discard_staging(key) == 1 and not staged.exists()
 
 
+def test_product_files_no_entry_names_are_removed_after_a_day(tmp_path):
+    """A writer killed between moving its file into place and indexing it leaves a file that
+    is never served; a store opened later reclaims its space once it is a day old."""
+    store = ProductStore(tmp_path / "cache", 10**9)
+    kept = store.put_hdul(content_key("kept"), _hdul(), {"step": "s", "version": 1})
+    orphan = kept.path.with_name(f"{content_key('crashed')}.0badc0de.fits")
+    young = kept.path.with_name(f"{content_key('crashing now')}.00c0ffee.fits")
+    for path in (orphan, young):
+        path.write_bytes(kept.path.read_bytes())
+    two_days_ago = time.time() - 2 * 24 * 3600
+    for path in (orphan, kept.path):
+        os.utime(path, (two_days_ago, two_days_ago))
+    (store.directory / "last_orphan_sweep").unlink()      # the sweep is hourly: let it run now
+    store.close()
+
+    reopened = ProductStore(tmp_path / "cache", 10**9)
+    assert not orphan.exists() and young.exists()
+    assert reopened.get(content_key("kept")).path == kept.path       # indexed: kept and served
+    later = kept.path.with_name(f"{content_key('later')}.0000dead.fits")
+    later.write_bytes(b"x")
+    os.utime(later, (two_days_ago, two_days_ago))
+    reopened.close()
+    ProductStore(tmp_path / "cache", 10**9).close()
+    assert later.exists()                                  # swept less than an hour ago
+
+
 def test_size_limit_evicts_least_recently_used(tmp_path):
     store = ProductStore(tmp_path / "lru", size_limit_bytes=400_000)
     keys = [content_key(i) for i in range(12)]
