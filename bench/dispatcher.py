@@ -64,8 +64,9 @@ def _start(data_dir: Path, plugins: list[str], workers: int, log) -> tuple[subpr
            "XODA_ARCHIVE_DIR": str(settings.archive_path), "XODA_LOG_LEVEL": "WARNING",
            "XODA_EXTRA_INSTRUMENTS": ",".join(filter(None, [settings.extra_instruments, *plugins])),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    process = subprocess.Popen(gunicorn_command("127.0.0.1", port, workers, settings.keepalive_s), cwd=REPO, env=env,
-                               stdout=log, stderr=log, start_new_session=True)
+    command = gunicorn_command("127.0.0.1", port, workers, settings.keepalive_s)
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=log,
+                               start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:

@@ -132,9 +132,8 @@ class LiveServer:
             log = open(self.log_path, "ab")
             command = gunicorn_command("127.0.0.1", self.port, self.workers,
                                        Settings({}).keepalive_s)
-            self.process = subprocess.Popen(command,
-                                            cwd=REPO, env=self.env, stdout=log, stderr=log,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(command, cwd=REPO, env=self.env, stdout=log,
+                                            stderr=log, start_new_session=True)
             log.close()
             if self._serving(offset, timeout):
                 return self
