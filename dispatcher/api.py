@@ -21,6 +21,7 @@ from .views import (base_url, iso, job_json, job_summary_json, link, oda_snippet
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 MAX_WAIT_S = 25.0
+PROGRESS_SETTLE_S = 0.2
 MAX_LIST = 500
 
 
@@ -176,9 +177,16 @@ def resolve():
 
 # ---- jobs ----------------------------------------------------------------------------------
 def _wait_for(service: Service, job: Job, wait_s: float) -> Job:
-    deadline = time.monotonic() + wait_s
+    """The job once it has finished or moved (a step ended, it was claimed), or after
+    `wait_s`. A move is answered only after PROGRESS_SETTLE_S, so that a burst of steps
+    restored from the cache comes back as one answer rather than one request per step."""
+    start = time.monotonic()
+    deadline = start + wait_s
+    seen = job.updated
     pause = 0.02
     while not job.complete and time.monotonic() < deadline:
+        if job.updated != seen and time.monotonic() - start >= PROGRESS_SETTLE_S:
+            break
         time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
         pause = min(pause * 1.5, 0.25)
         job = service.jobs.get(job.id) or job

@@ -44,8 +44,9 @@ def _param(name: str, where: str, description: str, schema: dict[str, Any] | Non
 INSTRUMENT = _param("instrument", "path", "Instrument name, e.g. hxmt_he")
 PRODUCT = _param("product", "path", "Product name, e.g. spectrum")
 JOB_ID = _param("job_id", "path", "Job id: the sha256 content key of the normalised query")
-WAIT = _param("wait", "query", "Seconds (at most 25) to wait for the job to finish before "
-              "answering", {"type": "number", "minimum": 0, "maximum": 25}, False)
+WAIT = _param("wait", "query", "Long poll: seconds (at most 25) to wait for the job to finish "
+              "or move (a step finished) before answering",
+              {"type": "number", "minimum": 0, "maximum": 25}, False)
 TOKEN = _param("token", "query", "User token, for clients that cannot send "
                "`Authorization: Bearer` (e.g. oda_api)", required=False)
 REPORT = _param("report", "query", "false: leave out the per-unit/per-step report (the "

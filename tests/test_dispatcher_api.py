@@ -96,6 +96,21 @@ def test_submit_poll_report_and_reuse(client, counters):
     assert "report" not in short and short["progress"] == body["progress"]
 
 
+def test_long_poll_answers_when_the_job_moves_not_only_when_it_ends(client):
+    # Four units of 0.6 s CPU each on two workers: the job runs well over a second, far less
+    # than the 20 s asked for, so any answer before "done" came because the job moved.
+    job_id = client.post("/api/v1/jobs", json=spectrum(["U1", "U2", "U3", "U4"], work_s=0.6)
+                         ).get_json()["job_id"]
+    answers = []
+    while not answers or answers[-1]["status"] not in ("done", "failed"):
+        answers.append(client.get(f"/api/v1/jobs/{job_id}?wait=20").get_json())
+        assert len(answers) < 100
+    assert answers[-1]["status"] == "done"
+    midway = [a["progress"]["steps_done"] for a in answers if a["status"] == "progress"]
+    assert any(0 < done < 13 for done in midway), midway
+    assert midway == sorted(midway)
+
+
 def test_bad_queries_list_every_problem_and_create_nothing(app, client):
     service = app.extensions["xoda"]
     before = service.products.stats()["entries"]

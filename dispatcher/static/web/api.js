@@ -107,11 +107,11 @@ export function isRunning(job) {
   return job.status === "submitted" || job.status === "progress";
 }
 
-// Follows a job until it is done or failed, long-polling (the server answers as soon as the
-// job finishes, or after `wait` seconds, with the job's progress then); onUpdate sees every
-// state. A short wait, so that the status table moves while the steps run (a longer one
-// would show "queued" until the job is over). Stops when aborted.
-export async function followJob(api, job, onUpdate, signal, wait = 1) {
+// Follows a job until it is done or failed, long-polling: the server answers as soon as the
+// job finishes or moves (a step ended), else after `wait` seconds, so the status table moves
+// with the steps while an idle job costs one request per `wait`. onUpdate sees every state.
+// Stops when aborted.
+export async function followJob(api, job, onUpdate, signal, wait = 10) {
   let current = job;
   onUpdate(current);
   while (isRunning(current)) {
