@@ -12,6 +12,7 @@ Tables:
   times, the run counter and the current claimant.
 - `events`: the engine's progress events of each run, per unit and step.
 - `submissions`: which token subjects asked for a job (for "my jobs"); never the token.
+- `meta`: the product cache the jobs' outputs live in (`bind_cache`).
 """
 from __future__ import annotations
 
@@ -64,6 +65,10 @@ CREATE TABLE IF NOT EXISTS submissions (
     subject TEXT NOT NULL,
     time REAL NOT NULL,
     PRIMARY KEY (job_id, subject)
+);
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 """
 
@@ -166,6 +171,24 @@ class JobStore:
         if db is not None:
             db.close()
             self._local.db = None
+
+    def bind_cache(self, cache_dir: Path) -> None:
+        """Record the product cache these jobs' outputs live in, refusing another one.
+
+        Jobs name their outputs by cache key, and any service on this store runs any queued
+        job: a second service with its own cache would run jobs into a cache the first never
+        reads (and read done jobs whose products it does not have). A recorded cache that no
+        longer exists was moved on purpose, and the new one takes its place."""
+        cache = str(Path(cache_dir).resolve())
+        with self._transaction() as db:
+            row = db.execute("SELECT value FROM meta WHERE name = 'cache_dir'").fetchone()
+            if row and row["value"] != cache and Path(row["value"]).exists():
+                raise ValueError(
+                    f"the job store {self.path} belongs to the product cache {row['value']}, "
+                    f"not {cache}: give each service its own XODA_DATA_DIR, or the same "
+                    f"XODA_CACHE_DIR")
+            db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('cache_dir', ?)",
+                       (cache,))
 
     # ---- reading -------------------------------------------------------------------------
     def get(self, job_id: str) -> Job | None:

@@ -84,8 +84,13 @@ class Service:
         self.settings = settings
         self.instruments = dict(instruments)
         self.tokens = TokenAuthority(load_secret(settings))
-        self.products = ProductStore(settings.cache_path, int(settings.cache_size_gb * 1e9))
         self.jobs = JobStore(settings.data_path / "jobs")
+        try:
+            self.jobs.bind_cache(settings.cache_path)
+        except ValueError:
+            self.jobs.close()
+            raise
+        self.products = ProductStore(settings.cache_path, int(settings.cache_size_gb * 1e9))
         self.runner = JobRunner(self.jobs, self.execute, settings.job_threads,
                                 settings.data_path / "jobs" / "runners")
         self._engine: Engine | None = None

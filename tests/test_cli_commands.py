@@ -192,6 +192,20 @@ def test_token_commands_still_work_with_the_new_main(tmp_path, capsys, monkeypat
     assert caught.value.code == 2
 
 
+def test_serve_refuses_a_data_directory_whose_jobs_use_another_cache(tmp_path):
+    from dispatcher.jobstore import JobStore
+
+    jobs = JobStore(tmp_path / "data" / "jobs")
+    (tmp_path / "cache-a").mkdir()
+    jobs.bind_cache(tmp_path / "cache-a")
+    jobs.close()
+    refused = run_xoda(["serve", "--port", "8"], cwd=tmp_path, env={
+        "XODA_DATA_DIR": str(tmp_path / "data"), "XODA_CACHE_DIR": str(tmp_path / "cache-b")})
+    assert refused.returncode == 2, refused.stderr
+    assert "belongs to the product cache" in refused.stderr and "Traceback" not in refused.stderr
+    assert "serving" not in refused.stdout
+
+
 @pytest.mark.parametrize("fragment, text, value", [
     ({"type": "integer"}, "7", 7), ({"type": "number"}, "2.5", 2.5),
     ({"type": ["number", "null"]}, "null", None), ({"type": "boolean"}, "yes", True),

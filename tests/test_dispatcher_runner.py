@@ -67,3 +67,30 @@ def test_a_repeated_submission_does_not_wait_for_the_write_lock(tmp_path):
     again, queued = store.submit(_new_job(), rerun=lambda job: True)
     assert queued and again.status == "submitted"
     store.close()
+
+
+def test_a_job_store_belongs_to_one_product_cache(tmp_path):
+    from dataserver import Settings
+    from dispatcher.service import Service
+
+    def service(cache: str) -> Service:
+        return Service(Settings({"data_dir": str(tmp_path / "data"), "cache_dir": cache,
+                                 "secret_key": "s" * 32}), {})
+
+    first = tmp_path / "cache-a"
+    service(str(first)).close()
+    service(str(first)).close()          # the same service restarting
+    try:
+        service(str(tmp_path / "cache-b"))
+    except ValueError as exc:
+        message = str(exc)
+    else:
+        raise AssertionError("a second cache was accepted for the same jobs")
+    assert str(first.resolve()) in message and "cache-b" in message
+    assert "XODA_DATA_DIR" in message and "XODA_CACHE_DIR" in message
+    assert not (tmp_path / "cache-b").exists()
+
+    # A cache moved away on purpose: the new location takes its place.
+    first.rename(tmp_path / "cache-old")
+    service(str(tmp_path / "cache-b")).close()
+    service(str(tmp_path / "cache-b")).close()

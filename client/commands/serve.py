@@ -43,6 +43,7 @@ def gunicorn_command(host: str, port: int, workers: int, keepalive_s: float) -> 
 def run(args: argparse.Namespace) -> int:
     # Imported here: the client package never needs the server unless asked to serve.
     from dataserver import Settings
+    from dispatcher.jobstore import JobStore
 
     settings = Settings.from_env()
     host = args.host or settings.host
@@ -51,5 +52,14 @@ def run(args: argparse.Namespace) -> int:
     if workers < 1 or not 0 < port < 65536:
         print("xoda serve: --workers must be >= 1 and --port within 1-65535", file=sys.stderr)
         return EXIT_BAD_INPUT
+    jobs = JobStore(settings.data_path / "jobs")
+    try:
+        # Said once here rather than by every web worker failing to boot.
+        jobs.bind_cache(settings.cache_path)
+    except ValueError as exc:
+        print(f"xoda serve: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    finally:
+        jobs.close()
     print(f"xoda is serving at http://{host}:{port}/", flush=True)
     os.execv(sys.executable, gunicorn_command(host, port, workers, settings.keepalive_s))
