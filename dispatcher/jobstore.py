@@ -187,8 +187,9 @@ class JobStore:
                     f"the job store {self.path} belongs to the product cache {row['value']}, "
                     f"not {cache}: give each service its own XODA_DATA_DIR, or the same "
                     f"XODA_CACHE_DIR")
-            db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('cache_dir', ?)",
-                       (cache,))
+            if not row or row["value"] != cache:
+                db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('cache_dir', ?)",
+                           (cache,))
 
     # ---- reading -------------------------------------------------------------------------
     def get(self, job_id: str) -> Job | None:
